@@ -1,0 +1,99 @@
+"""Request dependencies: the services, the caller's tenant, pagination and body limits."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request, UploadFile
+
+from ..bootstrap import Services
+from ..errors import BadRequest, PayloadTooLarge, Unauthorized
+from ..ports import Page
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_tenant(request: Request, services: ServicesDep) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    return services.tenants.authenticate(key.strip())
+
+
+TenantDep = Annotated[str, Depends(get_tenant)]
+
+
+class Pagination:
+    def __init__(
+        self,
+        limit: Annotated[int, Query(ge=1, le=100, description="page size")] = 20,
+        cursor: Annotated[str | None, Query(max_length=500, description="next_cursor of the previous page")] = None,
+    ) -> None:
+        self.limit = limit
+        self.cursor = cursor
+
+
+PaginationDep = Annotated[Pagination, Depends()]
+
+
+def page_body(page: Page, render: Any) -> dict[str, Any]:
+    return {"items": [render(item) for item in page.items], "next_cursor": page.next_cursor}
+
+
+def check_declared_size(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"request body is {declared} bytes; the limit is {limit} bytes"
+        )
+
+
+async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
+    check_declared_size(request, limit)
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    return data
+
+
+async def spool_upload(upload: UploadFile, directory: Path, limit: int) -> Path:
+    """Copy an uploaded file to disk, stopping at `limit` bytes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=directory, prefix="upload-", delete=False)
+    path = Path(handle.name)
+    written = 0
+    try:
+        with handle:
+            while chunk := await upload.read(1024 * 1024):
+                written += len(chunk)
+                if written > limit:
+                    raise PayloadTooLarge(f"file {upload.filename!r} is over the {limit}-byte limit")
+                handle.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def remove_quietly(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

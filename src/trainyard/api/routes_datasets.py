@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+
+from ..domain import Dataset
+from ..errors import InvalidInput
+from .deps import (
+    PaginationDep,
+    ServicesDep,
+    TenantDep,
+    check_declared_size,
+    page_body,
+    read_json_body,
+    remove_quietly,
+    spool_upload,
+)
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+
+def public_dataset(dataset: Dataset) -> dict[str, Any]:
+    return dataset.model_dump(mode="json", include={"id", "name", "task", "classes", "image_count", "created_at"})
+
+
+@router.post("", status_code=201, summary="Upload a .zip or .tar.gz of class folders")
+async def create_dataset(
+    request: Request,
+    services: ServicesDep,
+    tenant: TenantDep,
+    name: Annotated[str, Form(max_length=200)],
+    file: UploadFile,
+) -> dict[str, Any]:
+    limit = services.settings.max_upload_bytes
+    check_declared_size(request, limit + 64 * 1024)
+    archive = await spool_upload(file, services.settings.tmp_root, limit)
+    try:
+        dataset = await run_in_threadpool(services.datasets.create_from_archive, tenant, name, archive)
+    finally:
+        remove_quietly(archive)
+    return public_dataset(dataset)
+
+
+@router.get("")
+def list_datasets(services: ServicesDep, tenant: TenantDep, page: PaginationDep) -> dict[str, Any]:
+    return page_body(services.datasets.list(tenant, page.limit, page.cursor), public_dataset)
+
+
+@router.get("/{dataset_id}")
+def get_dataset(dataset_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+    dataset = services.datasets.get(tenant, dataset_id)
+    images = services.store.list_images(tenant, dataset_id)
+    counts = Counter((i.label, i.split or "unsplit") for i in images)
+    view = public_dataset(dataset)
+    view["class_counts"] = {
+        label: {split: n for (lbl, split), n in counts.items() if lbl == label}
+        for label in dataset.classes
+    }
+    return view
+
+
+@router.delete("/{dataset_id}", status_code=204)
+def delete_dataset(dataset_id: str, services: ServicesDep, tenant: TenantDep) -> None:
+    services.datasets.delete(tenant, dataset_id)
+
+
+@router.post("/{dataset_id}/images", summary="Append base64 images: {images: [{image_b64, label, split?}]}")
+async def add_images(
+    dataset_id: str, request: Request, services: ServicesDep, tenant: TenantDep
+) -> dict[str, Any]:
+    body = await read_json_body(request, services.settings.max_upload_bytes)
+    images = body.get("images")
+    unknown = sorted(set(body) - {"images"})
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(unknown)}")
+    if not isinstance(images, list) or not all(isinstance(i, dict) for i in images):
+        raise InvalidInput("images: expected a list of {image_b64, label} objects")
+    before = services.datasets.get(tenant, dataset_id).image_count
+    dataset = await run_in_threadpool(services.datasets.add_images, tenant, dataset_id, images)
+    return {**public_dataset(dataset), "added": dataset.image_count - before}

@@ -1,0 +1,197 @@
+"""Domain records and the job state machine.
+
+Records are plain pydantic models; every record carries the id of the tenant that owns it,
+and every store query is scoped by that id.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """Short, URL-safe, unguessable ids with a type prefix (`job_…`, `ds_…`)."""
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+class JobStatus(StrEnum):
+    PENDING = "PENDING"
+    DOWNLOADING = "DOWNLOADING"
+    DOWNLOADED = "DOWNLOADED"
+    RUNNING = "RUNNING"
+    EXPORTING = "EXPORTING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+# The happy path, in order. A job may skip forward along it (an intermediate event can be
+# lost or arrive late) but never move back; FAILED and CANCELLED end any unfinished job.
+FORWARD_PATH: tuple[JobStatus, ...] = (
+    JobStatus.PENDING,
+    JobStatus.DOWNLOADING,
+    JobStatus.DOWNLOADED,
+    JobStatus.RUNNING,
+    JobStatus.EXPORTING,
+    JobStatus.SUCCEEDED,
+)
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+def allowed_predecessors(target: JobStatus) -> frozenset[JobStatus]:
+    """The statuses from which `target` may be reached; stores use this as the write condition."""
+    if target in (JobStatus.FAILED, JobStatus.CANCELLED):
+        return frozenset(s for s in JobStatus if not s.is_terminal)
+    if target is JobStatus.PENDING:
+        return frozenset()
+    return frozenset(FORWARD_PATH[: FORWARD_PATH.index(target)])
+
+
+def can_transition(current: JobStatus, target: JobStatus) -> bool:
+    return current in allowed_predecessors(target)
+
+
+class JobType(StrEnum):
+    TRAIN = "train"
+
+
+class Task(StrEnum):
+    CLASSIFICATION = "classification"
+
+
+class Tenant(BaseModel):
+    id: str
+    name: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiKey(BaseModel):
+    """An API key as stored: only the SHA-256 of the secret, never the secret itself."""
+
+    id: str
+    tenant_id: str
+    key_hash: str
+    prefix: str  # the first characters of the key, to tell keys apart in listings
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class Dataset(BaseModel):
+    id: str
+    tenant_id: str
+    name: str
+    task: Task = Task.CLASSIFICATION
+    classes: list[str]
+    image_count: int
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Image(BaseModel):
+    id: str
+    tenant_id: str
+    dataset_id: str
+    label: str
+    split: str | None  # "train", "val" or None (the trainer splits)
+    blob_key: str
+    width: int
+    height: int
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Job(BaseModel):
+    id: str
+    tenant_id: str
+    type: JobType
+    task: Task
+    status: JobStatus = JobStatus.PENDING
+    dataset_id: str
+    model_id: str
+    params: dict[str, Any]
+    webhook_url: str | None = None
+    current_epoch: int = 0
+    epochs: int
+    loss: float | None = None
+    accuracy: float | None = None
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    last_epoch_duration_seconds: float | None = None
+    error: str | None = None
+    launch_ref: str | None = None  # launcher-specific handle: pid, SageMaker job name, …
+    version: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class EpochMetrics(BaseModel):
+    job_id: str
+    epoch: int
+    loss: float | None = None
+    val_loss: float | None = None
+    accuracy: float | None = None
+    val_accuracy: float | None = None
+    lr: float | None = None
+    duration_seconds: float | None = None
+
+
+class ModelStatus(StrEnum):
+    TRAINING = "training"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class Model(BaseModel):
+    id: str
+    tenant_id: str
+    name: str
+    description: str | None = None
+    task: Task
+    job_id: str
+    dataset_id: str
+    status: ModelStatus = ModelStatus.TRAINING
+    classes: list[str] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    exports: list[str] = Field(default_factory=list)
+    manifest: dict[str, Any] = Field(default_factory=dict)  # the container's trainyard_model.json
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class WebhookDelivery(BaseModel):
+    """One message to one URL; attempts are retried until delivered or out of attempts."""
+
+    id: str  # the Standard Webhooks `webhook-id`, stable across retries
+    tenant_id: str
+    job_id: str
+    url: str
+    event_type: str
+    payload: dict[str, Any]
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: int = 0
+    last_status_code: int | None = None
+    last_error: str | None = None
+    attempt_log: list[dict[str, Any]] = Field(default_factory=list)
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow)
+    delivered_at: datetime | None = None

@@ -1,0 +1,160 @@
+"""The ports: what the services need from the outside world. Adapters implement them.
+
+| port        | local adapter                  | AWS adapter (issue 3)          |
+|-------------|--------------------------------|--------------------------------|
+| JobStore    | SQLite (WAL)                   | DynamoDB single table          |
+| BlobStore   | a directory                    | S3                             |
+| JobLauncher | subprocess in the container venv | SageMaker / AWS Batch        |
+| EventBus    | in-process dispatch            | EventBridge                    |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .domain import (
+    ApiKey,
+    Dataset,
+    EpochMetrics,
+    Image,
+    Job,
+    JobStatus,
+    Model,
+    Tenant,
+    WebhookDelivery,
+)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list; `next_cursor` is opaque to clients and None on the last page."""
+
+    items: list[Any]
+    next_cursor: str | None
+
+
+class JobStore(Protocol):
+    """All records of the service (one table on AWS). Every read is scoped by tenant."""
+
+    # tenants and keys
+    def put_tenant(self, tenant: Tenant) -> None: ...
+    def get_tenant(self, tenant_id: str) -> Tenant | None: ...
+    def put_api_key(self, key: ApiKey) -> None: ...
+    def find_api_key(self, key_hash: str) -> ApiKey | None: ...
+    def list_api_keys(self) -> list[ApiKey]: ...
+    def revoke_api_key(self, key_id: str) -> bool: ...
+
+    # datasets and images; a dataset and its images are written in one transaction
+    def create_dataset(self, dataset: Dataset, images: list[Image]) -> None: ...
+    def add_images(self, tenant_id: str, dataset_id: str, images: list[Image]) -> Dataset: ...
+    def get_dataset(self, tenant_id: str, dataset_id: str) -> Dataset | None: ...
+    def list_datasets(self, tenant_id: str, limit: int, cursor: str | None) -> Page: ...
+    def delete_dataset(self, tenant_id: str, dataset_id: str) -> bool: ...
+    def list_images(self, tenant_id: str, dataset_id: str) -> list[Image]: ...
+
+    # jobs and models; a training job and the model it produces are created together
+    def create_job(self, job: Job, model: Model) -> None: ...
+    def get_job(self, tenant_id: str, job_id: str) -> Job | None: ...
+    def get_job_any_tenant(self, job_id: str) -> Job | None: ...
+    def list_jobs(self, tenant_id: str, limit: int, cursor: str | None) -> Page: ...
+    def list_unfinished_jobs(self) -> list[Job]: ...
+    def transition_job(
+        self, job_id: str, target: JobStatus, *, error: str | None = None
+    ) -> Job | None:
+        """Move the job to `target` only if its current status allows it (a conditional
+        write). Returns the updated job, or None when the write did not apply."""
+        ...
+
+    def set_launch_ref(self, job_id: str, launch_ref: str) -> None: ...
+    def record_epoch(self, metrics: EpochMetrics, epochs: int) -> bool:
+        """Store one epoch's metrics once; the job's summary moves only to a later epoch.
+        Returns False for a duplicate."""
+        ...
+
+    def list_epochs(self, job_id: str) -> list[EpochMetrics]: ...
+    def get_model(self, tenant_id: str, model_id: str) -> Model | None: ...
+    def list_models(self, tenant_id: str, limit: int, cursor: str | None) -> Page: ...
+    def update_model(self, model: Model) -> None: ...
+    def delete_model(self, tenant_id: str, model_id: str) -> bool: ...
+
+    # webhook deliveries
+    def put_delivery(self, delivery: WebhookDelivery) -> bool:
+        """Insert if absent (the id is deterministic); False when it already existed."""
+        ...
+
+    def update_delivery(self, delivery: WebhookDelivery) -> None: ...
+    def due_deliveries(self, limit: int) -> list[WebhookDelivery]: ...
+    def list_deliveries(self, tenant_id: str, job_id: str) -> list[WebhookDelivery]: ...
+
+
+class BlobStore(Protocol):
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def put_file(self, key: str, path: Path) -> None: ...
+    def get_bytes(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def delete_prefix(self, prefix: str) -> None: ...
+    def list_keys(self, prefix: str) -> list[str]: ...
+    def local_path(self, key: str) -> Path:
+        """A path on this machine holding the blob (a cache copy for remote stores)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ChannelFile:
+    blob_key: str
+    relative_path: str
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What any launcher needs to start one container run (see docs/job-contract.md)."""
+
+    job_id: str
+    container: str  # "trainer" or "pose"
+    hyperparameters: dict[str, str]
+    channels: dict[str, list[ChannelFile]]
+    channel_documents: dict[str, dict[str, str]] = field(default_factory=dict)
+    model_prefix: str = ""  # where the model dir is persisted in the blob store
+
+
+@dataclass(frozen=True)
+class WorkerExit:
+    """How a container run ended, as seen by the platform."""
+
+    job_id: str
+    succeeded: bool
+    reason: str | None  # the failure file's first line, or the signal that killed it
+
+
+class JobLauncher(Protocol):
+    def launch(self, spec: LaunchSpec) -> str:
+        """Start the run; returns a launch reference. Idempotent per job id."""
+        ...
+
+    def stop(self, job_id: str, launch_ref: str | None) -> None: ...
+
+
+EventHandler = Callable[[dict[str, Any]], None]
+
+
+class EventBus(Protocol):
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None: ...
+    def subscribe(self, detail_type: str, handler: EventHandler) -> None: ...
+
+
+class SecretStore(Protocol):
+    def get(self, name: str) -> str | None: ...
+    def put(self, name: str, value: str) -> None: ...
+
+
+def iter_pages(fetch: Callable[[str | None], Page]) -> Iterator[Any]:
+    cursor: str | None = None
+    while True:
+        page = fetch(cursor)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor

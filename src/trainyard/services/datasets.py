@@ -1,0 +1,205 @@
+"""Datasets: upload an archive of class folders, append images, list, delete.
+
+Everything is validated before anything is stored; blobs are written first and the records
+last, in one transaction, and a failure in between removes the blobs again, so a bad upload
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..domain import Dataset, Image, Task, new_id
+from ..errors import InvalidInput, NotFound
+from ..ports import BlobStore, JobStore, Page
+from .archives import ArchiveLimits, extract_archive
+from .images import CheckedImage, check_image, decode_base64_image
+
+SPLITS = ("train", "val")
+MAX_LABEL_LENGTH = 200
+MAX_IMAGES_PER_APPEND = 1000
+LAYOUT_HELP = "expected <class>/<image> or train/<class>/<image> + val/<class>/<image>"
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    label: str
+    split: str | None
+    image: CheckedImage
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".") and path.name != "__MACOSX"
+
+
+def _children(directory: Path) -> tuple[list[Path], list[Path]]:
+    entries = sorted(p for p in directory.iterdir() if _visible(p))
+    return [p for p in entries if p.is_dir()], [p for p in entries if p.is_file()]
+
+
+def _check_label(label: object, where: str) -> str:
+    if not isinstance(label, str) or not label.strip():
+        raise InvalidInput(f"{where}: label must be a non-empty string")
+    if len(label) > MAX_LABEL_LENGTH:
+        raise InvalidInput(f"{where}: label is longer than {MAX_LABEL_LENGTH} characters")
+    return label
+
+
+class DatasetService:
+    def __init__(
+        self,
+        store: JobStore,
+        blobs: BlobStore,
+        tmp_root: Path,
+        limits: ArchiveLimits,
+        max_image_pixels: int,
+        min_images_per_class: int,
+    ) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._tmp_root = tmp_root
+        self._limits = limits
+        self._max_pixels = max_image_pixels
+        self._min_per_class = min_images_per_class
+
+    # --- reading an archive -----------------------------------------------------------------
+
+    def _read_class_dirs(
+        self, root: Path, split: str | None, prefix: str
+    ) -> list[LabelledImage]:
+        class_dirs, stray_files = _children(root)
+        if stray_files:
+            raise InvalidInput(
+                f"{prefix}{stray_files[0].name} is not inside a class folder; {LAYOUT_HELP}"
+            )
+        images: list[LabelledImage] = []
+        for class_dir in class_dirs:
+            nested, files = _children(class_dir)
+            where = f"{prefix}{class_dir.name}/"
+            if nested:
+                raise InvalidInput(f"{where}{nested[0].name}/ is a folder inside a class folder; {LAYOUT_HELP}")
+            if len(files) < self._min_per_class:
+                raise InvalidInput(
+                    f"class {class_dir.name!r} ({where}) has {len(files)} images;"
+                    f" at least {self._min_per_class} needed"
+                )
+            for file in files:
+                checked = check_image(file.read_bytes(), f"{where}{file.name}", self._max_pixels)
+                images.append(LabelledImage(_check_label(class_dir.name, where), split, checked))
+        return images
+
+    def _read_layout(self, root: Path) -> list[LabelledImage]:
+        # A single wrapping folder ("dataset/…") holding only folders is looked through.
+        while True:
+            dirs, files = _children(root)
+            if len(dirs) == 1 and not files and dirs[0].name not in SPLITS:
+                inner_dirs, inner_files = _children(dirs[0])
+                if inner_dirs and not inner_files:
+                    root = dirs[0]
+                    continue
+            break
+        dirs, files = _children(root)
+        names = {d.name for d in dirs}
+        if names and names <= set(SPLITS) and not files:
+            if "train" not in names:
+                raise InvalidInput(f"archive has val/ but no train/ folder; {LAYOUT_HELP}")
+            images = self._read_class_dirs(root / "train", "train", "train/")
+            if "val" in names:
+                val = self._read_class_dirs(root / "val", "val", "val/")
+                unknown = sorted({i.label for i in val} - {i.label for i in images})
+                if unknown:
+                    raise InvalidInput(f"val/ has classes not in train/: {', '.join(unknown)}")
+                images += val
+        else:
+            images = self._read_class_dirs(root, None, "")
+        classes = {i.label for i in images if i.split != "val"}
+        if len(classes) < 2:
+            raise InvalidInput(f"a classifier needs at least 2 classes, found {len(classes)}")
+        return images
+
+    # --- storing ----------------------------------------------------------------------------
+
+    def _store_images(
+        self, tenant_id: str, dataset_id: str, items: list[LabelledImage]
+    ) -> list[Image]:
+        records = []
+        for item in items:
+            image_id = new_id("img")
+            key = f"tenants/{tenant_id}/datasets/{dataset_id}/images/{image_id}.{item.image.extension}"
+            self._blobs.put_bytes(key, item.image.data)
+            records.append(
+                Image(
+                    id=image_id, tenant_id=tenant_id, dataset_id=dataset_id, label=item.label,
+                    split=item.split, blob_key=key, width=item.image.width,
+                    height=item.image.height,
+                )
+            )
+        return records
+
+    def create_from_archive(self, tenant_id: str, name: str, archive: Path) -> Dataset:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise InvalidInput("name: must be 1 to 200 characters")
+        self._tmp_root.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="dataset-", dir=self._tmp_root))
+        try:
+            extract_archive(archive, workdir / "x", self._limits)
+            items = self._read_layout(workdir / "x")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        dataset_id = new_id("ds")
+        prefix = f"tenants/{tenant_id}/datasets/{dataset_id}/"
+        try:
+            records = self._store_images(tenant_id, dataset_id, items)
+            dataset = Dataset(
+                id=dataset_id, tenant_id=tenant_id, name=name, task=Task.CLASSIFICATION,
+                classes=sorted({i.label for i in items}), image_count=len(records),
+            )
+            self._store.create_dataset(dataset, records)
+        except BaseException:
+            self._blobs.delete_prefix(prefix)
+            raise
+        return dataset
+
+    def add_images(self, tenant_id: str, dataset_id: str, images: list[dict[str, object]]) -> Dataset:
+        if self._store.get_dataset(tenant_id, dataset_id) is None:
+            raise NotFound(f"dataset {dataset_id} not found")
+        if not images:
+            raise InvalidInput("images: at least one image is needed")
+        if len(images) > MAX_IMAGES_PER_APPEND:
+            raise InvalidInput(f"images: at most {MAX_IMAGES_PER_APPEND} per request")
+        items = []
+        for index, entry in enumerate(images):
+            where = f"images[{index}]"
+            split = entry.get("split")
+            if split is not None and split not in SPLITS:
+                raise InvalidInput(f"{where}.split: must be 'train', 'val' or null")
+            data = decode_base64_image(entry.get("image_b64"), f"{where}.image_b64")  # type: ignore[arg-type]
+            checked = check_image(data, where, self._max_pixels)
+            items.append(LabelledImage(_check_label(entry.get("label"), where), split, checked))  # type: ignore[arg-type]
+        records = self._store_images(tenant_id, dataset_id, items)
+        try:
+            return self._store.add_images(tenant_id, dataset_id, records)
+        except BaseException:
+            for record in records:
+                self._blobs.delete_prefix(record.blob_key)
+            raise
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def get(self, tenant_id: str, dataset_id: str) -> Dataset:
+        dataset = self._store.get_dataset(tenant_id, dataset_id)
+        if dataset is None:
+            raise NotFound(f"dataset {dataset_id} not found")
+        return dataset
+
+    def list(self, tenant_id: str, limit: int, cursor: str | None) -> Page:
+        return self._store.list_datasets(tenant_id, limit, cursor)
+
+    def delete(self, tenant_id: str, dataset_id: str) -> None:
+        if not self._store.delete_dataset(tenant_id, dataset_id):
+            raise NotFound(f"dataset {dataset_id} not found")
+        self._blobs.delete_prefix(f"tenants/{tenant_id}/datasets/{dataset_id}/")

@@ -1,0 +1,106 @@
+"""Applies what the platform reports about a job: the container's progress events and the
+worker's exit. This is the body of the `job_events` function on AWS; locally the launcher
+publishes the same events on the in-process bus. Events arrive at least once and in any
+order: status changes are conditional writes and epochs are keyed, so each applies once."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from ..domain import EpochMetrics, JobStatus, ModelStatus
+from ..ports import BlobStore, JobStore
+from .jobs import JobService
+
+log = logging.getLogger(__name__)
+
+PROGRESS_SCHEMA = "trainyard.job-progress/1"
+CONTAINER_STATUSES = {
+    JobStatus.DOWNLOADING, JobStatus.DOWNLOADED, JobStatus.RUNNING, JobStatus.EXPORTING,
+}
+
+
+class ProgressEvent(BaseModel):
+    schema_: Literal["trainyard.job-progress/1"]
+    event_id: str
+    job_id: str
+    kind: Literal["status", "epoch", "failed"]
+    status: JobStatus | None = None
+    error: str | None = None
+    epoch: int | None = None
+    epochs: int | None = None
+    loss: float | None = None
+    val_loss: float | None = None
+    accuracy: float | None = None
+    val_accuracy: float | None = None
+    lr: float | None = None
+    duration_seconds: float | None = None
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> ProgressEvent:
+        return cls.model_validate({**raw, "schema_": raw.get("schema")})
+
+
+class WorkerExitEvent(BaseModel):
+    job_id: str
+    succeeded: bool
+    reason: str | None = None
+    model_prefix: str
+
+
+class JobEventsService:
+    def __init__(self, store: JobStore, blobs: BlobStore, jobs: JobService) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._jobs = jobs
+
+    def handle_progress(self, raw: dict[str, Any]) -> None:
+        try:
+            event = ProgressEvent.parse(raw)
+        except ValidationError as exc:
+            log.warning("dropping malformed progress event %s: %s", raw.get("event_id"), exc)
+            return
+        if self._store.get_job_any_tenant(event.job_id) is None:
+            log.warning("progress event %s for unknown job", event.event_id)
+            return
+        if event.kind == "status" and event.status in CONTAINER_STATUSES:
+            self._jobs.transition(event.job_id, event.status)
+        elif event.kind == "epoch" and event.epoch is not None and event.epoch >= 1:
+            metrics = EpochMetrics(job_id=event.job_id, epoch=event.epoch, loss=event.loss,
+                                   val_loss=event.val_loss, accuracy=event.accuracy,
+                                   val_accuracy=event.val_accuracy, lr=event.lr,
+                                   duration_seconds=event.duration_seconds)
+            self._store.record_epoch(metrics, event.epochs or event.epoch)
+        elif event.kind == "failed":
+            self._jobs.transition(event.job_id, JobStatus.FAILED, error=event.error or "failed")
+        else:
+            log.warning("ignoring progress event %s", event.event_id)
+
+    def handle_worker_exit(self, raw: dict[str, Any]) -> None:
+        event = WorkerExitEvent.model_validate(raw)
+        job = self._store.get_job_any_tenant(event.job_id)
+        if job is None or job.status.is_terminal:
+            return
+        if not event.succeeded:
+            self._jobs.transition(job.id, JobStatus.FAILED, error=event.reason or "worker failed")
+            return
+        model = self._store.get_model(job.tenant_id, job.model_id)
+        try:
+            manifest = json.loads(self._blobs.get_bytes(f"{event.model_prefix}trainyard_model.json"))
+            exports = [fmt for fmt, name in manifest["exports"].items()
+                       if self._blobs.exists(f"{event.model_prefix}{name}")]
+        except Exception as exc:
+            self._jobs.transition(job.id, JobStatus.FAILED, error=f"model artifacts unreadable: {exc}")
+            return
+        if model is not None:
+            self._store.update_model(model.model_copy(update={
+                "status": ModelStatus.READY, "classes": list(manifest["classes"]),
+                "exports": exports, "metrics": dict(manifest.get("metrics", {})),
+                "manifest": manifest,
+            }))
+        if self._jobs.transition(job.id, JobStatus.SUCCEEDED) is None and model is not None:
+            # cancelled in the meantime: the cancellation stands, the model is not served
+            self._store.update_model(model.model_copy(update={"status": ModelStatus.FAILED}))

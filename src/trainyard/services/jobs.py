@@ -1,0 +1,148 @@
+"""Training jobs: create (validate, record, launch), cancel, read. Every status change goes
+through `JobService.transition`, a conditional write that publishes "Job Status Changed"
+only when it applied."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..domain import (
+    EpochMetrics,
+    Job,
+    JobStatus,
+    JobType,
+    Model,
+    ModelStatus,
+    Task,
+    new_id,
+)
+from ..errors import Conflict, InvalidInput, NotFound
+from ..params import ClassifierParams, normalise_exports, to_hyperparameters
+from ..ports import ChannelFile, EventBus, JobLauncher, JobStore, LaunchSpec, Page
+
+log = logging.getLogger(__name__)
+
+STATUS_CHANGED = "Job Status Changed"
+
+
+class TrainJobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["train"]
+    task: Literal["classification"] = "classification"
+    dataset_id: str = Field(min_length=1, max_length=100)
+    model_name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+    params: ClassifierParams = Field(default_factory=ClassifierParams)
+    exports: list[str] | None = Field(None, max_length=10)
+    webhook_url: str | None = Field(None, max_length=2000, pattern=r"^https?://[^\s]+$")
+
+
+def model_prefix(tenant_id: str, model_id: str) -> str:
+    return f"tenants/{tenant_id}/models/{model_id}/"
+
+
+class JobService:
+    def __init__(self, store: JobStore, launcher: JobLauncher, bus: EventBus) -> None:
+        self._store = store
+        self._launcher = launcher
+        self._bus = bus
+
+    def create_training_job(self, tenant_id: str, request: TrainJobRequest) -> Job:
+        if self._store.get_dataset(tenant_id, request.dataset_id) is None:
+            raise NotFound(f"dataset {request.dataset_id} not found")
+        try:
+            exports = normalise_exports(request.exports)
+        except ValueError as exc:
+            raise InvalidInput(f"exports: {exc}") from exc
+        images = self._store.list_images(tenant_id, request.dataset_id)
+        job_id, model_id = new_id("job"), new_id("mdl")
+        params = request.params.model_dump()
+        job = Job(
+            id=job_id, tenant_id=tenant_id, type=JobType.TRAIN, task=Task(request.task),
+            dataset_id=request.dataset_id, model_id=model_id, params={**params, "exports": exports},
+            webhook_url=request.webhook_url, epochs=request.params.epochs,
+        )
+        model = Model(
+            id=model_id, tenant_id=tenant_id, name=request.model_name,
+            description=request.description, task=job.task, job_id=job_id,
+            dataset_id=request.dataset_id, params=job.params,
+        )
+        self._store.create_job(job, model)
+        manifest = "".join(
+            json.dumps({"path": f"images/{i.blob_key.rsplit('/', 1)[1]}", "label": i.label,
+                        "split": i.split}) + "\n"
+            for i in images
+        )
+        spec = LaunchSpec(
+            job_id=job_id,
+            container="trainer",
+            hyperparameters=to_hyperparameters(job_id, job.task.value, request.params, exports),
+            channels={"training": [
+                ChannelFile(i.blob_key, f"images/{i.blob_key.rsplit('/', 1)[1]}") for i in images
+            ]},
+            channel_documents={"training": {"manifest.jsonl": manifest}},
+            model_prefix=model_prefix(tenant_id, model_id),
+        )
+        try:
+            self._store.set_launch_ref(job_id, self._launcher.launch(spec))
+        except Exception as exc:
+            log.exception("launching job %s failed", job_id)
+            self.transition(job_id, JobStatus.FAILED, error=f"could not start the worker: {exc}")
+        return self.get(tenant_id, job_id)
+
+    def transition(self, job_id: str, target: JobStatus, *, error: str | None = None) -> Job | None:
+        job = self._store.transition_job(job_id, target, error=error)
+        if job is None:
+            return None
+        if target in (JobStatus.FAILED, JobStatus.CANCELLED):
+            self._settle_model(job, ModelStatus.FAILED)
+        self._bus.publish(STATUS_CHANGED, {"job_id": job.id, "status": job.status.value})
+        return job
+
+    def _settle_model(self, job: Job, status: ModelStatus) -> None:
+        model = self._store.get_model(job.tenant_id, job.model_id)
+        if model is not None and model.status is not status:
+            self._store.update_model(model.model_copy(update={"status": status}))
+
+    def cancel(self, tenant_id: str, job_id: str) -> Job:
+        job = self.get(tenant_id, job_id)
+        if job.status.is_terminal:
+            raise Conflict(f"job {job_id} is already {job.status.value}")
+        if self.transition(job_id, JobStatus.CANCELLED) is not None:
+            self._launcher.stop(job_id, job.launch_ref)
+        return self.get(tenant_id, job_id)
+
+    def get(self, tenant_id: str, job_id: str) -> Job:
+        job = self._store.get_job(tenant_id, job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} not found")
+        return job
+
+    def list(self, tenant_id: str, limit: int, cursor: str | None) -> Page:
+        return self._store.list_jobs(tenant_id, limit, cursor)
+
+    def metrics(self, tenant_id: str, job_id: str) -> list[EpochMetrics]:
+        self.get(tenant_id, job_id)
+        return self._store.list_epochs(job_id)
+
+    def settle_unlaunched(self) -> None:
+        """At start-up: a job recorded but never launched (the service died in between)."""
+        for job in self._store.list_unfinished_jobs():
+            if job.launch_ref is None:
+                self.transition(job.id, JobStatus.FAILED, error="the service stopped before the job was launched")
+
+
+def public_job(job: Job) -> dict[str, Any]:
+    return job.model_dump(
+        mode="json",
+        include={
+            "id", "type", "task", "status", "dataset_id", "model_id", "current_epoch", "epochs",
+            "loss", "accuracy", "val_loss", "val_accuracy", "last_epoch_duration_seconds",
+            "created_at", "started_at", "finished_at", "error", "params", "webhook_url",
+        },
+    )

@@ -1,0 +1,74 @@
+"""Prediction with ONNX Runtime on the model's ONNX export, in the API process.
+
+TensorFlow is never imported here. Sessions are kept in a small LRU cache: loading one costs
+far more than running it. Preprocessing follows the model's manifest (docs/job-contract.md):
+RGB, bilinear resize to the model's input size, float32 pixels in [0, 255]; normalisation is
+inside the model.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+from PIL import Image as PILImage
+
+from ..domain import Model, ModelStatus
+from ..errors import Conflict
+from ..ports import BlobStore
+from .images import check_image
+from .jobs import model_prefix
+
+
+def preprocess(data: bytes, height: int, width: int) -> np.ndarray:
+    with PILImage.open(io.BytesIO(data)) as image:
+        rgb = image.convert("RGB").resize((width, height), PILImage.BILINEAR)
+        return np.asarray(rgb, dtype=np.float32)[None, ...]
+
+
+class Predictor:
+    def __init__(self, blobs: BlobStore, cache_size: int, max_image_pixels: int) -> None:
+        self._blobs = blobs
+        self._cache_size = cache_size
+        self._max_pixels = max_image_pixels
+        self._sessions: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _session(self, model: Model) -> Any:
+        with self._lock:
+            if model.id in self._sessions:
+                self._sessions.move_to_end(model.id)
+                return self._sessions[model.id]
+        import onnxruntime  # imported on first use: keeps the Lambda cold start short
+
+        path = self._blobs.local_path(model_prefix(model.tenant_id, model.id) + model.manifest["exports"]["onnx"])
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1  # requests run in parallel threads already
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        with self._lock:
+            self._sessions[model.id] = session
+            while len(self._sessions) > self._cache_size:
+                self._sessions.popitem(last=False)
+        return session
+
+    def evict(self, model_id: str) -> None:
+        with self._lock:
+            self._sessions.pop(model_id, None)
+
+    def probabilities(self, model: Model, image: bytes) -> np.ndarray:
+        if model.status is not ModelStatus.READY:
+            raise Conflict(f"model {model.id} is not ready (status {model.status.value})")
+        check_image(image, "image", self._max_pixels)
+        spec = model.manifest["input"]
+        batch = preprocess(image, int(spec["height"]), int(spec["width"]))
+        session = self._session(model)
+        output = session.run([model.manifest["output"]["name"]], {spec["name"]: batch})[0]
+        return np.asarray(output[0], dtype=np.float64)
+
+    def predict(self, model: Model, image: bytes, top_k: int) -> list[dict[str, Any]]:
+        scores = self.probabilities(model, image)
+        order = np.argsort(-scores)[:top_k]
+        return [{"label": model.classes[i], "score": float(scores[i])} for i in order]
