@@ -1,0 +1,143 @@
+"""One behaviour suite for every JobStore adapter (SQLite here; DynamoDB joins with the AWS
+path). Conditional transitions are checked under concurrent writers too."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from trainyard.adapters.local.sqlite_store import SqliteJobStore
+from trainyard.domain import (
+    Dataset,
+    EpochMetrics,
+    Image,
+    Job,
+    JobStatus,
+    JobType,
+    Model,
+    Task,
+    WebhookDelivery,
+    new_id,
+)
+from trainyard.errors import BadRequest
+from trainyard.ports import JobStore, iter_pages
+
+ADAPTERS: dict[str, Callable[[Path], JobStore]] = {
+    "sqlite": lambda tmp: SqliteJobStore(tmp / "store.db"),
+}
+
+
+@pytest.fixture(params=sorted(ADAPTERS))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> JobStore:
+    return ADAPTERS[request.param](tmp_path)
+
+
+def make_job(store: JobStore, tenant: str = "t1") -> Job:
+    job = Job(id=new_id("job"), tenant_id=tenant, type=JobType.TRAIN, task=Task.CLASSIFICATION,
+              dataset_id="ds_1", model_id=new_id("mdl"), params={}, epochs=5)
+    model = Model(id=job.model_id, tenant_id=tenant, name="m", task=job.task, job_id=job.id,
+                  dataset_id="ds_1")
+    store.create_job(job, model)
+    return job
+
+
+def test_forward_transitions_apply_and_stale_ones_do_not(store: JobStore) -> None:
+    job = make_job(store)
+    running = store.transition_job(job.id, JobStatus.RUNNING)
+    assert running is not None and running.status is JobStatus.RUNNING
+    assert running.started_at is not None and running.version == job.version + 1
+    assert store.transition_job(job.id, JobStatus.RUNNING) is None  # duplicate
+    assert store.transition_job(job.id, JobStatus.DOWNLOADED) is None  # late, older event
+    assert store.get_job("t1", job.id).status is JobStatus.RUNNING  # type: ignore[union-attr]
+    done = store.transition_job(job.id, JobStatus.SUCCEEDED)
+    assert done is not None and done.finished_at is not None
+    assert store.transition_job(job.id, JobStatus.FAILED, error="late") is None
+    final = store.get_job("t1", job.id)
+    assert final is not None and final.status is JobStatus.SUCCEEDED and final.error is None
+
+
+def test_failure_records_its_reason(store: JobStore) -> None:
+    job = make_job(store)
+    failed = store.transition_job(job.id, JobStatus.FAILED, error="out of memory")
+    assert failed is not None and failed.error == "out of memory" and failed.finished_at
+
+
+def test_concurrent_terminal_writers_exactly_one_wins(store: JobStore) -> None:
+    for _ in range(5):
+        job = make_job(store)
+        targets = [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED] * 4
+        results: list[Job | None] = []
+        barrier = threading.Barrier(len(targets))
+
+        def write(target: JobStatus) -> None:
+            barrier.wait()
+            results.append(store.transition_job(job.id, target))
+
+        threads = [threading.Thread(target=write, args=(t,)) for t in targets]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = [r for r in results if r is not None]
+        assert len(winners) == 1
+        assert store.get_job("t1", job.id).status is winners[0].status  # type: ignore[union-attr]
+
+
+def test_epochs_are_recorded_once_and_never_rewind_the_summary(store: JobStore) -> None:
+    job = make_job(store)
+    assert store.record_epoch(EpochMetrics(job_id=job.id, epoch=2, loss=0.5), 5)
+    assert store.record_epoch(EpochMetrics(job_id=job.id, epoch=1, loss=0.9), 5)  # late
+    assert not store.record_epoch(EpochMetrics(job_id=job.id, epoch=2, loss=0.1), 5)  # duplicate
+    current = store.get_job("t1", job.id)
+    assert current is not None and current.current_epoch == 2 and current.loss == 0.5
+    assert [(e.epoch, e.loss) for e in store.list_epochs(job.id)] == [(1, 0.9), (2, 0.5)]
+
+
+def test_records_are_invisible_to_other_tenants(store: JobStore) -> None:
+    job = make_job(store, tenant="t1")
+    dataset = Dataset(id="ds_x", tenant_id="t1", name="d", classes=["a", "b"], image_count=0)
+    store.create_dataset(dataset, [])
+    assert store.get_job("t2", job.id) is None
+    assert store.get_model("t2", job.model_id) is None
+    assert store.get_dataset("t2", "ds_x") is None
+    assert store.list_jobs("t2", 10, None).items == []
+    assert not store.delete_dataset("t2", "ds_x") and not store.delete_model("t2", job.model_id)
+    assert store.get_dataset("t1", "ds_x") is not None
+
+
+def test_pagination_walks_every_record_once_newest_first(store: JobStore) -> None:
+    created = [make_job(store).id for _ in range(7)]
+    first = store.list_jobs("t1", 3, None)
+    assert len(first.items) == 3 and first.next_cursor
+    seen = [j.id for j in iter_pages(lambda c: store.list_jobs("t1", 3, c))]
+    assert sorted(seen) == sorted(created) and len(seen) == 7
+    assert seen == sorted(seen, key=lambda i: created.index(i), reverse=True)
+    with pytest.raises(BadRequest):
+        store.list_jobs("t1", 3, "not-a-cursor")
+
+
+def test_dataset_and_images_in_one_write_and_appends(store: JobStore) -> None:
+    dataset = Dataset(id="ds_1", tenant_id="t1", name="d", classes=["a", "b"], image_count=2)
+    images = [Image(id=f"img_{i}", tenant_id="t1", dataset_id="ds_1", label=label, split=None,
+                    blob_key=f"k{i}", width=4, height=4) for i, label in enumerate("ab")]
+    store.create_dataset(dataset, images)
+    more = [Image(id="img_9", tenant_id="t1", dataset_id="ds_1", label="c", split="val",
+                  blob_key="k9", width=4, height=4)]
+    updated = store.add_images("t1", "ds_1", more)
+    assert updated.classes == ["a", "b", "c"] and updated.image_count == 3
+    assert [i.id for i in store.list_images("t1", "ds_1")] == ["img_0", "img_1", "img_9"]
+    assert store.delete_dataset("t1", "ds_1")
+    assert store.list_images("t1", "ds_1") == []
+
+
+def test_deliveries_are_created_once_per_id(store: JobStore) -> None:
+    delivery = WebhookDelivery(id="msg_1", tenant_id="t1", job_id="job_1", url="http://x",
+                               event_type="job.succeeded", payload={})
+    assert store.put_delivery(delivery)
+    assert not store.put_delivery(delivery)
+    assert [d.id for d in store.due_deliveries(10)] == ["msg_1"]
+    assert [d.id for d in store.list_deliveries("t1", "job_1")] == ["msg_1"]
+    assert store.list_deliveries("t2", "job_1") == []
