@@ -1,0 +1,72 @@
+"""Helpers shared by the tests: a job record without a worker, and a webhook receiver."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from trainyard.domain import Job, JobType, Model, Task, new_id
+from trainyard.ports import JobStore
+
+
+def record_job(store: JobStore, tenant: str = "default", webhook_url: str | None = None) -> Job:
+    """A job as the API records it, for tests that drive events by hand (no worker)."""
+    job = Job(id=new_id("job"), tenant_id=tenant, type=JobType.TRAIN, task=Task.CLASSIFICATION,
+              dataset_id="ds_1", model_id=new_id("mdl"), params={}, epochs=3,
+              webhook_url=webhook_url, launch_ref="manual")
+    store.create_job(job, Model(id=job.model_id, tenant_id=tenant, name="m", task=job.task,
+                                job_id=job.id, dataset_id="ds_1"))
+    return job
+
+
+@dataclass
+class Receiver:
+    url: str
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    # status codes to answer, in order; 200 once they run out
+    script: list[int] = field(default_factory=list)
+    received: threading.Event = field(default_factory=threading.Event)
+
+
+@contextmanager
+def webhook_receiver(script: list[int] | None = None) -> Iterator[Receiver]:
+    receiver = Receiver(url="", script=list(script or []))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            status = receiver.script.pop(0) if receiver.script else 200
+            receiver.requests.append({"headers": {k.lower(): v for k, v in self.headers.items()},
+                                      "body": body, "answered": status})
+            self.send_response(status)
+            self.end_headers()
+            if status == 200:
+                receiver.received.set()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def progress(job_id: str, kind: str, **fields: Any) -> dict[str, Any]:
+    discriminator = fields.get("status") or fields.get("epoch") or ""
+    return {"schema": "trainyard.job-progress/1", "event_id": f"{job_id}:{kind}:{discriminator}",
+            "job_id": job_id, "time": "2026-11-22T00:00:00+00:00", "kind": kind, **fields}
+
+
+def body_json(request: dict[str, Any]) -> Any:
+    return json.loads(request["body"])
