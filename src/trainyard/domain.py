@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 def utcnow() -> datetime:
@@ -64,6 +64,13 @@ def can_transition(current: JobStatus, target: JobStatus) -> bool:
     return current in allowed_predecessors(target)
 
 
+class Record(BaseModel):
+    """Base of the stored records. Schemas are built on first use, not at import: a Lambda
+    cold start that answers a health check or one route pays only for what it touches."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 class JobType(StrEnum):
     TRAIN = "train"
 
@@ -72,13 +79,13 @@ class Task(StrEnum):
     CLASSIFICATION = "classification"
 
 
-class Tenant(BaseModel):
+class Tenant(Record):
     id: str
     name: str
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class ApiKey(BaseModel):
+class ApiKey(Record):
     """An API key as stored: only the SHA-256 of the secret, never the secret itself."""
 
     id: str
@@ -89,7 +96,7 @@ class ApiKey(BaseModel):
     revoked_at: datetime | None = None
 
 
-class Dataset(BaseModel):
+class Dataset(Record):
     id: str
     tenant_id: str
     name: str
@@ -99,7 +106,7 @@ class Dataset(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class Image(BaseModel):
+class Image(Record):
     id: str
     tenant_id: str
     dataset_id: str
@@ -112,7 +119,7 @@ class Image(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class Job(BaseModel):
+class Job(Record):
     id: str
     tenant_id: str
     type: JobType
@@ -138,7 +145,7 @@ class Job(BaseModel):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-class EpochMetrics(BaseModel):
+class EpochMetrics(Record):
     job_id: str
     epoch: int
     loss: float | None = None
@@ -155,7 +162,7 @@ class ModelStatus(StrEnum):
     FAILED = "failed"
 
 
-class Model(BaseModel):
+class Model(Record):
     id: str
     tenant_id: str
     name: str
@@ -178,7 +185,7 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
 
 
-class WebhookDelivery(BaseModel):
+class WebhookDelivery(Record):
     """One message to one URL; attempts are retried until delivered or out of attempts."""
 
     id: str  # the Standard Webhooks `webhook-id`, stable across retries

@@ -8,7 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request, UploadFile
+from fastapi import Depends, Query, Request
+from starlette.datastructures import FormData, UploadFile
 
 from ..bootstrap import Services
 from ..errors import BadRequest, PayloadTooLarge, Unauthorized
@@ -71,6 +72,16 @@ async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
     return data
+
+
+async def multipart_form(request: Request) -> FormData:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        raise BadRequest("send multipart/form-data")
+    try:
+        return await request.form(max_files=1, max_fields=20)
+    except Exception as exc:  # the parser's errors are not a stable public type
+        raise BadRequest(f"unreadable multipart body: {exc}") from exc
 
 
 async def spool_upload(upload: UploadFile, directory: Path, limit: int) -> Path:

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from ..domain import Dataset
@@ -13,6 +13,7 @@ from .deps import (
     ServicesDep,
     TenantDep,
     check_declared_size,
+    multipart_form,
     page_body,
     read_json_body,
     remove_quietly,
@@ -26,16 +27,34 @@ def public_dataset(dataset: Dataset) -> dict[str, Any]:
     return dataset.model_dump(mode="json", include={"id", "name", "task", "classes", "image_count", "created_at"})
 
 
-@router.post("", status_code=201, summary="Upload a .zip or .tar.gz of class folders")
-async def create_dataset(
-    request: Request,
-    services: ServicesDep,
-    tenant: TenantDep,
-    name: Annotated[str, Form(max_length=200)],
-    file: UploadFile,
-) -> dict[str, Any]:
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": ["name", "file"],
+            "properties": {
+                "name": {"type": "string", "maxLength": 200},
+                "file": {"type": "string", "format": "binary",
+                         "description": ".zip or .tar.gz: <class>/<image> or train|val/<class>/<image>"},
+            },
+        }}},
+    }
+}
+
+
+# The form is read by hand rather than declared with Form()/UploadFile parameters: those
+# make FastAPI import pydantic.v1, which costs the Lambda cold start ~60 ms (bench/cold_start.py).
+@router.post("", status_code=201, summary="Upload a .zip or .tar.gz of class folders",
+             openapi_extra=UPLOAD_BODY)
+async def create_dataset(request: Request, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     limit = services.settings.max_upload_bytes
     check_declared_size(request, limit + 64 * 1024)
+    form = await multipart_form(request)
+    name, file = form.get("name"), form.get("file")
+    if not isinstance(name, str):
+        raise InvalidInput("name: a form field 'name' is required")
+    if file is None or isinstance(file, str):
+        raise InvalidInput("file: a multipart file field named 'file' is required")
     archive = await spool_upload(file, services.settings.tmp_root, limit)
     try:
         dataset = await run_in_threadpool(services.datasets.create_from_archive, tenant, name, archive)

@@ -9,7 +9,14 @@ from fastapi.responses import FileResponse
 from ..errors import BadRequest, InvalidInput
 from ..services.images import decode_base64_image
 from ..services.models import EXPORT_MEDIA_TYPES
-from .deps import PaginationDep, ServicesDep, TenantDep, check_declared_size, read_json_body
+from .deps import (
+    PaginationDep,
+    ServicesDep,
+    TenantDep,
+    check_declared_size,
+    multipart_form,
+    read_json_body,
+)
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -57,7 +64,7 @@ async def predict(model_id: str, request: Request, services: ServicesDep, tenant
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         check_declared_size(request, limit)
-        form = await request.form()
+        form = await multipart_form(request)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise InvalidInput("file: a multipart file field named 'file' is required")

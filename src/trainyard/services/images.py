@@ -9,9 +9,6 @@ import re
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
-
 from ..errors import InvalidInput
 
 ALLOWED_FORMATS = {"JPEG": "jpg", "PNG": "png", "BMP": "bmp", "GIF": "gif", "WEBP": "webp"}
@@ -29,6 +26,9 @@ class CheckedImage:
 
 def check_image(data: bytes, name: str, max_pixels: int) -> CheckedImage:
     """Decode the whole image; InvalidInput names `name` when it is not an acceptable image."""
+    from PIL import Image as PILImage  # here, not at import: see prediction.py
+    from PIL import UnidentifiedImageError
+
     if not data:
         raise InvalidInput(f"{name}: file is empty")
     try:

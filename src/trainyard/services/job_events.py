@@ -9,7 +9,7 @@ import json
 import logging
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..domain import EpochMetrics, JobStatus, ModelStatus
 from ..ports import BlobStore, JobStore
@@ -24,6 +24,8 @@ CONTAINER_STATUSES = {
 
 
 class ProgressEvent(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built on the first event, not at cold start
+
     schema_: Literal["trainyard.job-progress/1"]
     event_id: str
     job_id: str
@@ -45,6 +47,8 @@ class ProgressEvent(BaseModel):
 
 
 class WorkerExitEvent(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     job_id: str
     succeeded: bool
     reason: str | None = None

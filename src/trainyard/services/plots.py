@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import math
 
-from PIL import Image, ImageDraw
-
 from ..domain import EpochMetrics
 
 WIDTH, HEIGHT = 640, 400
@@ -23,6 +21,8 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def loss_plot_png(epochs: list[EpochMetrics]) -> bytes:
+    from PIL import Image, ImageDraw  # here, not at import: see prediction.py
+
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(image)
     left, top = MARGIN_LEFT, MARGIN_TOP

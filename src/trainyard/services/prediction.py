@@ -11,10 +11,7 @@ from __future__ import annotations
 import io
 import threading
 from collections import OrderedDict
-from typing import Any
-
-import numpy as np
-from PIL import Image as PILImage
+from typing import TYPE_CHECKING, Any
 
 from ..domain import Model, ModelStatus
 from ..errors import Conflict
@@ -22,8 +19,17 @@ from ..ports import BlobStore
 from .images import check_image
 from .jobs import model_prefix
 
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy, Pillow and onnxruntime are imported where they are used, not at module import: the
+# API's Lambda cold start should not pay for them until a prediction needs them.
+
 
 def preprocess(data: bytes, height: int, width: int) -> np.ndarray:
+    import numpy as np
+    from PIL import Image as PILImage
+
     with PILImage.open(io.BytesIO(data)) as image:
         rgb = image.convert("RGB").resize((width, height), PILImage.BILINEAR)
         return np.asarray(rgb, dtype=np.float32)[None, ...]
@@ -59,6 +65,8 @@ class Predictor:
             self._sessions.pop(model_id, None)
 
     def probabilities(self, model: Model, image: bytes) -> np.ndarray:
+        import numpy as np
+
         if model.status is not ModelStatus.READY:
             raise Conflict(f"model {model.id} is not ready (status {model.status.value})")
         check_image(image, "image", self._max_pixels)
@@ -69,6 +77,8 @@ class Predictor:
         return np.asarray(output[0], dtype=np.float64)
 
     def predict(self, model: Model, image: bytes, top_k: int) -> list[dict[str, Any]]:
+        import numpy as np
+
         scores = self.probabilities(model, image)
         order = np.argsort(-scores)[:top_k]
         return [{"label": model.classes[i], "score": float(scores[i])} for i in order]
