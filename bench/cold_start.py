@@ -35,8 +35,14 @@ HANDLERS = {"trainyard": "functions.api.handler", "bare": "bench.bare_handler"}
 
 def sample(module: str, home: str) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TRAINYARD_HOME": home, "PYTHONDONTWRITEBYTECODE": "0"}
-    out = subprocess.run([sys.executable, "-c", PROBE, module, str(EVENT)], cwd=ROOT, env=env,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, module, str(EVENT)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
@@ -44,7 +50,7 @@ def main() -> None:
     samples = int(sys.argv[1]) if len(sys.argv) > 1 else 15
     results: dict[str, list[dict[str, float]]] = {name: [] for name in HANDLERS}
     with tempfile.TemporaryDirectory() as home:
-        for name, module in HANDLERS.items():  # warm the bytecode caches once
+        for module in HANDLERS.values():  # warm the bytecode caches once
             sample(module, home)
         for _ in range(samples):
             for name, module in HANDLERS.items():

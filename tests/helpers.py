@@ -16,11 +16,22 @@ from trainyard.ports import JobStore
 
 def record_job(store: JobStore, tenant: str = "default", webhook_url: str | None = None) -> Job:
     """A job as the API records it, for tests that drive events by hand (no worker)."""
-    job = Job(id=new_id("job"), tenant_id=tenant, type=JobType.TRAIN, task=Task.CLASSIFICATION,
-              dataset_id="ds_1", model_id=new_id("mdl"), params={}, epochs=3,
-              webhook_url=webhook_url, launch_ref="manual")
-    store.create_job(job, Model(id=job.model_id, tenant_id=tenant, name="m", task=job.task,
-                                job_id=job.id, dataset_id="ds_1"))
+    job = Job(
+        id=new_id("job"),
+        tenant_id=tenant,
+        type=JobType.TRAIN,
+        task=Task.CLASSIFICATION,
+        dataset_id="ds_1",
+        model_id=new_id("mdl"),
+        params={},
+        epochs=3,
+        webhook_url=webhook_url,
+        launch_ref="manual",
+    )
+    store.create_job(
+        job,
+        Model(id=job.model_id, tenant_id=tenant, name="m", task=job.task, job_id=job.id, dataset_id="ds_1"),
+    )
     return job
 
 
@@ -41,8 +52,9 @@ def webhook_receiver(script: list[int] | None = None) -> Iterator[Receiver]:
         def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             status = receiver.script.pop(0) if receiver.script else 200
-            receiver.requests.append({"headers": {k.lower(): v for k, v in self.headers.items()},
-                                      "body": body, "answered": status})
+            receiver.requests.append(
+                {"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body, "answered": status}
+            )
             self.send_response(status)
             self.end_headers()
             if status == 200:
@@ -64,8 +76,14 @@ def webhook_receiver(script: list[int] | None = None) -> Iterator[Receiver]:
 
 def progress(job_id: str, kind: str, **fields: Any) -> dict[str, Any]:
     discriminator = fields.get("status") or fields.get("epoch") or ""
-    return {"schema": "trainyard.job-progress/1", "event_id": f"{job_id}:{kind}:{discriminator}",
-            "job_id": job_id, "time": "2026-11-22T00:00:00+00:00", "kind": kind, **fields}
+    return {
+        "schema": "trainyard.job-progress/1",
+        "event_id": f"{job_id}:{kind}:{discriminator}",
+        "job_id": job_id,
+        "time": "2026-11-22T00:00:00+00:00",
+        "kind": kind,
+        **fields,
+    }
 
 
 def body_json(request: dict[str, Any]) -> Any:

@@ -97,7 +97,15 @@ def bootstrap(settings: Settings) -> Services:
         settings.min_images_per_class,
     )
     return Services(
-        settings=settings, store=store, blobs=blobs, bus=bus, launcher=launcher,
-        tenants=TenantService(store), datasets=datasets, jobs=jobs, job_events=job_events,
-        models=ModelService(store, blobs, predictor), webhooks=webhooks,
+        settings=settings,
+        store=store,
+        blobs=blobs,
+        bus=bus,
+        launcher=launcher,
+        tenants=TenantService(store),
+        datasets=datasets,
+        jobs=jobs,
+        job_events=job_events,
+        models=ModelService(store, blobs, predictor),
+        webhooks=webhooks,
     )

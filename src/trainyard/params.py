@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Backbone = Literal["small_cnn", "mobilenet", "mobilenet_v2", "efficientnet_b0", "resnet50", "vgg16"]
+MOBILENET_ALPHAS = (0.25, 0.5, 0.75, 1.0)
 ExportFormat = Literal["keras", "onnx", "tflite"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("keras", "onnx", "tflite")
 
@@ -19,7 +20,7 @@ class ClassifierParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backbone: Backbone = "small_cnn"
-    alpha: Literal[0.25, 0.5, 0.75, 1.0] = 1.0
+    alpha: float = Field(1.0, json_schema_extra={"enum": [0.25, 0.5, 0.75, 1.0]})
     weights: Literal["imagenet"] | None = None
     epochs: int = Field(10, ge=1, le=500)
     batch_size: int = Field(32, ge=1, le=512)
@@ -35,6 +36,8 @@ class ClassifierParams(BaseModel):
 
     @model_validator(mode="after")
     def _alpha_only_for_mobilenet(self) -> ClassifierParams:
+        if self.alpha not in MOBILENET_ALPHAS:
+            raise ValueError(f"alpha must be one of {', '.join(map(str, MOBILENET_ALPHAS))}")
         if self.alpha != 1.0 and self.backbone != "mobilenet":
             raise ValueError(f"alpha applies only to backbone 'mobilenet', not {self.backbone!r}")
         if self.weights == "imagenet" and self.backbone == "small_cnn":
@@ -44,12 +47,10 @@ class ClassifierParams(BaseModel):
 
 def normalise_exports(requested: list[str] | None) -> list[str]:
     """The export formats a job will produce: ONNX always, since prediction runs on it."""
-    chosen = list(EXPORT_FORMATS) if requested is None else list(dict.fromkeys(requested))
+    chosen: list[str] = list(EXPORT_FORMATS) if requested is None else list(dict.fromkeys(requested))
     unknown = [f for f in chosen if f not in EXPORT_FORMATS]
     if unknown:
-        raise ValueError(
-            f"unknown export format(s) {unknown}; supported: {', '.join(EXPORT_FORMATS)}"
-        )
+        raise ValueError(f"unknown export format(s) {unknown}; supported: {', '.join(EXPORT_FORMATS)}")
     if "onnx" not in chosen:
         chosen.append("onnx")
     return chosen

@@ -36,10 +36,19 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> JobStore:
 
 
 def make_job(store: JobStore, tenant: str = "t1") -> Job:
-    job = Job(id=new_id("job"), tenant_id=tenant, type=JobType.TRAIN, task=Task.CLASSIFICATION,
-              dataset_id="ds_1", model_id=new_id("mdl"), params={}, epochs=5)
-    model = Model(id=job.model_id, tenant_id=tenant, name="m", task=job.task, job_id=job.id,
-                  dataset_id="ds_1")
+    job = Job(
+        id=new_id("job"),
+        tenant_id=tenant,
+        type=JobType.TRAIN,
+        task=Task.CLASSIFICATION,
+        dataset_id="ds_1",
+        model_id=new_id("mdl"),
+        params={},
+        epochs=5,
+    )
+    model = Model(
+        id=job.model_id, tenant_id=tenant, name="m", task=job.task, job_id=job.id, dataset_id="ds_1"
+    )
     store.create_job(job, model)
     return job
 
@@ -72,11 +81,12 @@ def test_concurrent_terminal_writers_exactly_one_wins(store: JobStore) -> None:
         results: list[Job | None] = []
         barrier = threading.Barrier(len(targets))
 
-        def write(target: JobStatus) -> None:
+        def write(target: JobStatus, job_id: str, barrier: threading.Barrier,
+                  results: list[Job | None]) -> None:
             barrier.wait()
-            results.append(store.transition_job(job.id, target))
+            results.append(store.transition_job(job_id, target))
 
-        threads = [threading.Thread(target=write, args=(t,)) for t in targets]
+        threads = [threading.Thread(target=write, args=(t, job.id, barrier, results)) for t in targets]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -121,11 +131,32 @@ def test_pagination_walks_every_record_once_newest_first(store: JobStore) -> Non
 
 def test_dataset_and_images_in_one_write_and_appends(store: JobStore) -> None:
     dataset = Dataset(id="ds_1", tenant_id="t1", name="d", classes=["a", "b"], image_count=2)
-    images = [Image(id=f"img_{i}", tenant_id="t1", dataset_id="ds_1", label=label, split=None,
-                    blob_key=f"k{i}", width=4, height=4) for i, label in enumerate("ab")]
+    images = [
+        Image(
+            id=f"img_{i}",
+            tenant_id="t1",
+            dataset_id="ds_1",
+            label=label,
+            split=None,
+            blob_key=f"k{i}",
+            width=4,
+            height=4,
+        )
+        for i, label in enumerate("ab")
+    ]
     store.create_dataset(dataset, images)
-    more = [Image(id="img_9", tenant_id="t1", dataset_id="ds_1", label="c", split="val",
-                  blob_key="k9", width=4, height=4)]
+    more = [
+        Image(
+            id="img_9",
+            tenant_id="t1",
+            dataset_id="ds_1",
+            label="c",
+            split="val",
+            blob_key="k9",
+            width=4,
+            height=4,
+        )
+    ]
     updated = store.add_images("t1", "ds_1", more)
     assert updated.classes == ["a", "b", "c"] and updated.image_count == 3
     assert [i.id for i in store.list_images("t1", "ds_1")] == ["img_0", "img_1", "img_9"]
@@ -134,8 +165,9 @@ def test_dataset_and_images_in_one_write_and_appends(store: JobStore) -> None:
 
 
 def test_deliveries_are_created_once_per_id(store: JobStore) -> None:
-    delivery = WebhookDelivery(id="msg_1", tenant_id="t1", job_id="job_1", url="http://x",
-                               event_type="job.succeeded", payload={})
+    delivery = WebhookDelivery(
+        id="msg_1", tenant_id="t1", job_id="job_1", url="http://x", event_type="job.succeeded", payload={}
+    )
     assert store.put_delivery(delivery)
     assert not store.put_delivery(delivery)
     assert [d.id for d in store.due_deliveries(10)] == ["msg_1"]

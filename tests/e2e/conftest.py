@@ -40,13 +40,19 @@ class LocalStack:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "TRAINYARD_HOME": str(self.home), "TRAINYARD_PORT": str(self.port),
-                "TRAINYARD_API_KEY": API_KEY, "TRAINYARD_WEBHOOK_BACKOFF_SECONDS": "0.2"}
+        return {
+            **os.environ,
+            "TRAINYARD_HOME": str(self.home),
+            "TRAINYARD_PORT": str(self.port),
+            "TRAINYARD_API_KEY": API_KEY,
+            "TRAINYARD_WEBHOOK_BACKOFF_SECONDS": "0.2",
+        }
 
     def start(self) -> None:
         log = (self.home.parent / "server.log").open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "trainyard", "serve"],
-                                        env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "trainyard", "serve"], env=self.env(), stdout=log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.process.poll() is None, (self.home.parent / "server.log").read_text()
@@ -93,8 +99,11 @@ def wait_for_job(api: httpx.Client, job_id: str, until: Any, timeout: float = 40
 
 @pytest.fixture(scope="session")
 def shapes_dataset(api: httpx.Client) -> dict[str, Any]:
-    response = api.post("/v1/datasets", data={"name": "shapes"},
-                        files={"file": ("shapes.zip", class_folder_zip(40, seed=11), "application/zip")})
+    response = api.post(
+        "/v1/datasets",
+        data={"name": "shapes"},
+        files={"file": ("shapes.zip", class_folder_zip(40, seed=11), "application/zip")},
+    )
     assert response.status_code == 201, response.text
     return dict(response.json())
 

@@ -41,12 +41,25 @@ def worker_pid(stack: LocalStack, job_id: str) -> int:
 @pytest.fixture(scope="module")
 def trained(api: httpx.Client, shapes_dataset: dict[str, Any]) -> dict[str, Any]:
     with webhook_receiver() as receiver:
-        response = api.post("/v1/jobs", json={
-            "type": "train", "task": "classification", "dataset_id": shapes_dataset["id"],
-            "model_name": "shapes-cnn", "description": "e2e", "webhook_url": receiver.url,
-            "params": {"backbone": "small_cnn", "epochs": EPOCHS, "image_size": 32,
-                       "batch_size": 16, "learning_rate": 0.003, "seed": 1},
-        })
+        response = api.post(
+            "/v1/jobs",
+            json={
+                "type": "train",
+                "task": "classification",
+                "dataset_id": shapes_dataset["id"],
+                "model_name": "shapes-cnn",
+                "description": "e2e",
+                "webhook_url": receiver.url,
+                "params": {
+                    "backbone": "small_cnn",
+                    "epochs": EPOCHS,
+                    "image_size": 32,
+                    "batch_size": 16,
+                    "learning_rate": 0.003,
+                    "seed": 1,
+                },
+            },
+        )
         assert response.status_code == 202, response.text
         created = response.json()
         assert created["status"] in ("PENDING", "DOWNLOADING") and created["model_id"]
@@ -74,11 +87,14 @@ def test_predictions_on_held_out_images(api: httpx.Client, trained: dict[str, An
     correct = 0
     for index, (label, data) in enumerate(HELD_OUT):
         if index % 2:
-            response = api.post(f"/v1/models/{model_id}/predict", files={"file": ("x.png", data)},
-                                data={"top_k": "2"})
+            response = api.post(
+                f"/v1/models/{model_id}/predict", files={"file": ("x.png", data)}, data={"top_k": "2"}
+            )
         else:
-            response = api.post(f"/v1/models/{model_id}/predict",
-                                json={"image_b64": base64.b64encode(data).decode(), "top_k": 2})
+            response = api.post(
+                f"/v1/models/{model_id}/predict",
+                json={"image_b64": base64.b64encode(data).decode(), "top_k": 2},
+            )
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["model_id"] == model_id and len(body["predictions"]) == 2
@@ -103,17 +119,23 @@ def test_model_record_plot_and_exports(api: httpx.Client, trained: dict[str, Any
     assert b"TFL3" in (tmp_path / "model.tflite").read_bytes()[:16]
 
 
-def test_downloaded_onnx_predicts_exactly_like_the_service(api: httpx.Client, trained: dict[str, Any]) -> None:
+def test_downloaded_onnx_predicts_exactly_like_the_service(
+    api: httpx.Client, trained: dict[str, Any]
+) -> None:
     model_id = trained["model_id"]
     session = onnxruntime.InferenceSession(api.get(f"/v1/models/{model_id}/exports/onnx").content)
     size = session.get_inputs()[0].shape[1]
     classes = api.get(f"/v1/models/{model_id}").json()["classes"]
     for _, data in HELD_OUT[:6]:
-        pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize((size, size), Image.BILINEAR),
-                            dtype=np.float32)[None]
+        pixels = np.asarray(
+            Image.open(io.BytesIO(data)).convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32
+        )[None]
         local = session.run(None, {session.get_inputs()[0].name: pixels})[0][0]
-        served = api.post(f"/v1/models/{model_id}/predict", files={"file": ("x.png", data)},
-                          data={"top_k": str(len(classes))}).json()["predictions"]
+        served = api.post(
+            f"/v1/models/{model_id}/predict",
+            files={"file": ("x.png", data)},
+            data={"top_k": str(len(classes))},
+        ).json()["predictions"]
         for prediction in served:
             assert abs(prediction["score"] - float(local[classes.index(prediction["label"])])) < 1e-6
 
@@ -141,33 +163,54 @@ def test_api_process_has_not_imported_heavy_frameworks(stack: LocalStack, traine
         "from trainyard.settings import Settings\n"
         "services = bootstrap(Settings())\n"
         f"data = base64.b64decode({base64.b64encode(HELD_OUT[0][1]).decode()!r})\n"
-        f"print(services.models.predict('default', {trained['model_id']!r}, data, 1)['predictions'][0]['label'])\n"
+        f"result = services.models.predict('default', {trained['model_id']!r}, data, 1)\n"
+        "print(result['predictions'][0]['label'])\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY_MODULES!r}))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], env=stack.env(), capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=stack.env(), capture_output=True, text=True, check=True
+    )
     label, modules = result.stdout.strip().splitlines()
     assert label in ("circle", "square", "triangle") and modules == "[]"
 
 
-def test_another_tenant_sees_none_of_it(stack: LocalStack, api: httpx.Client,
-                                        shapes_dataset: dict[str, Any], trained: dict[str, Any]) -> None:
-    created = subprocess.run([sys.executable, "-m", "trainyard", "keys", "create", "--tenant", "other"],
-                             env=stack.env(), capture_output=True, text=True, check=True).stdout
+def test_another_tenant_sees_none_of_it(
+    stack: LocalStack, api: httpx.Client, shapes_dataset: dict[str, Any], trained: dict[str, Any]
+) -> None:
+    created = subprocess.run(
+        [sys.executable, "-m", "trainyard", "keys", "create", "--tenant", "other"],
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     other_key = created.split("API key: ")[1].split()[0]
     job_id, model_id, dataset_id = trained["job"]["id"], trained["model_id"], shapes_dataset["id"]
     png = base64.b64encode(HELD_OUT[0][1]).decode()
     with stack.client(other_key) as other:
-        for path in (f"/v1/datasets/{dataset_id}", f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/metrics",
-                     f"/v1/jobs/{job_id}/webhooks", f"/v1/models/{model_id}",
-                     f"/v1/models/{model_id}/exports/onnx"):
+        for path in (
+            f"/v1/datasets/{dataset_id}",
+            f"/v1/jobs/{job_id}",
+            f"/v1/jobs/{job_id}/metrics",
+            f"/v1/jobs/{job_id}/webhooks",
+            f"/v1/models/{model_id}",
+            f"/v1/models/{model_id}/exports/onnx",
+        ):
             assert other.get(path).status_code == 404, path
         assert other.post(f"/v1/models/{model_id}/predict", json={"image_b64": png}).status_code == 404
-        assert other.post(f"/v1/datasets/{dataset_id}/images",
-                          json={"images": [{"image_b64": png, "label": "x"}]}).status_code == 404
+        assert (
+            other.post(
+                f"/v1/datasets/{dataset_id}/images", json={"images": [{"image_b64": png, "label": "x"}]}
+            ).status_code
+            == 404
+        )
         assert other.post(f"/v1/jobs/{job_id}/cancel").status_code == 404
-        assert other.post("/v1/jobs", json={"type": "train", "dataset_id": dataset_id,
-                                            "model_name": "steal"}).status_code == 404
+        assert (
+            other.post(
+                "/v1/jobs", json={"type": "train", "dataset_id": dataset_id, "model_name": "steal"}
+            ).status_code
+            == 404
+        )
         assert other.delete(f"/v1/models/{model_id}").status_code == 404
         assert other.delete(f"/v1/datasets/{dataset_id}").status_code == 404
         for listing in ("/v1/datasets", "/v1/jobs", "/v1/models"):
@@ -178,17 +221,24 @@ def test_another_tenant_sees_none_of_it(stack: LocalStack, api: httpx.Client,
 
 
 def start_long_job(api: httpx.Client, dataset_id: str) -> str:
-    response = api.post("/v1/jobs", json={
-        "type": "train", "dataset_id": dataset_id, "model_name": "long",
-        "params": {"backbone": "small_cnn", "epochs": 500, "image_size": 64, "batch_size": 8},
-    })
+    response = api.post(
+        "/v1/jobs",
+        json={
+            "type": "train",
+            "dataset_id": dataset_id,
+            "model_name": "long",
+            "params": {"backbone": "small_cnn", "epochs": 500, "image_size": 64, "batch_size": 8},
+        },
+    )
     assert response.status_code == 202, response.text
     job_id: str = response.json()["id"]
     wait_for_job(api, job_id, lambda j: j["status"] == "RUNNING" and j["current_epoch"] >= 1)
     return job_id
 
 
-def test_cancel_stops_the_worker(stack: LocalStack, api: httpx.Client, shapes_dataset: dict[str, Any]) -> None:
+def test_cancel_stops_the_worker(
+    stack: LocalStack, api: httpx.Client, shapes_dataset: dict[str, Any]
+) -> None:
     job_id = start_long_job(api, shapes_dataset["id"])
     pid = worker_pid(stack, job_id)
     assert _pid_alive(pid)
@@ -205,8 +255,9 @@ def test_cancel_stops_the_worker(stack: LocalStack, api: httpx.Client, shapes_da
     assert api.get(f"/v1/models/{job['model_id']}").json()["status"] == "failed"
 
 
-def test_killed_worker_fails_the_job_with_a_reason(stack: LocalStack, api: httpx.Client,
-                                                   shapes_dataset: dict[str, Any]) -> None:
+def test_killed_worker_fails_the_job_with_a_reason(
+    stack: LocalStack, api: httpx.Client, shapes_dataset: dict[str, Any]
+) -> None:
     job_id = start_long_job(api, shapes_dataset["id"])
     os.kill(worker_pid(stack, job_id), signal.SIGKILL)
     job = wait_for_job(api, job_id, lambda j: j["status"] == "FAILED", timeout=30)
@@ -215,8 +266,10 @@ def test_killed_worker_fails_the_job_with_a_reason(stack: LocalStack, api: httpx
 
 def test_restart_keeps_datasets_jobs_and_models(stack: LocalStack, trained: dict[str, Any]) -> None:
     with stack.client() as before:
-        snapshot = {path: before.get(path, params={"limit": 100}).json()["items"]
-                    for path in ("/v1/datasets", "/v1/jobs", "/v1/models")}
+        snapshot = {
+            path: before.get(path, params={"limit": 100}).json()["items"]
+            for path in ("/v1/datasets", "/v1/jobs", "/v1/models")
+        }
     stack.stop()
     stack.start()
     with stack.client() as after:

@@ -40,8 +40,10 @@ def test_class_folder_zip(client: TestClient) -> None:
 
 def test_train_val_tar_gz_inside_a_wrapping_folder(client: TestClient) -> None:
     images = labelled_images(3, seed=2)
-    files = [(f"dataset/{'val' if i % 3 == 0 else 'train'}/{label}/{i}.png", data)
-             for i, (label, data) in enumerate(images)]
+    files = [
+        (f"dataset/{'val' if i % 3 == 0 else 'train'}/{label}/{i}.png", data)
+        for i, (label, data) in enumerate(images)
+    ]
     response = upload(client, tar_gz_bytes(files), filename="d.tar.gz")
     assert response.status_code == 201, response.text
     counts = client.get(f"/v1/datasets/{response.json()['id']}").json()["class_counts"]
@@ -62,21 +64,50 @@ def test_hidden_files_and_macos_metadata_are_ignored(client: TestClient) -> None
     [
         (b"this is not a zip", "not a .zip or .tar.gz"),
         (b"PK\x03\x04" + b"\x00" * 40, "corrupt zip"),
-        (zip_bytes([("circle/a.png", shape_image("circle", __import__("random").Random(1))),
-                    ("square/notes.txt", b"hello")]), "square/notes.txt"),
-        (zip_bytes([("circle/a.png", shape_image("circle", __import__("random").Random(1))),
-                    ("square/", b"")]), "class 'square'"),
-        (zip_bytes([("circle/a.png", shape_image("circle", __import__("random").Random(1)))]),
-         "at least 2 classes"),
-        (zip_bytes([("a.png", shape_image("circle", __import__("random").Random(1)))]),
-         "a.png is not inside a class folder"),
-        (zip_bytes([("circle/a.png", shape_image("circle", __import__("random").Random(1))),
-                    ("square/b.png", shape_image("square", __import__("random").Random(2))[:60])]),
-         "square/b.png"),
+        (
+            zip_bytes(
+                [
+                    ("circle/a.png", shape_image("circle", __import__("random").Random(1))),
+                    ("square/notes.txt", b"hello"),
+                ]
+            ),
+            "square/notes.txt",
+        ),
+        (
+            zip_bytes(
+                [("circle/a.png", shape_image("circle", __import__("random").Random(1))), ("square/", b"")]
+            ),
+            "class 'square'",
+        ),
+        (
+            zip_bytes([("circle/a.png", shape_image("circle", __import__("random").Random(1)))]),
+            "at least 2 classes",
+        ),
+        (
+            zip_bytes([("a.png", shape_image("circle", __import__("random").Random(1)))]),
+            "a.png is not inside a class folder",
+        ),
+        (
+            zip_bytes(
+                [
+                    ("circle/a.png", shape_image("circle", __import__("random").Random(1))),
+                    ("square/b.png", shape_image("square", __import__("random").Random(2))[:60]),
+                ]
+            ),
+            "square/b.png",
+        ),
         (zip_bytes([("../evil/a.png", b"x")]), "unsafe path"),
     ],
-    ids=["not-archive", "corrupt-zip", "non-image", "empty-class", "one-class", "stray-file",
-         "truncated-image", "zip-slip"],
+    ids=[
+        "not-archive",
+        "corrupt-zip",
+        "non-image",
+        "empty-class",
+        "one-class",
+        "stray-file",
+        "truncated-image",
+        "zip-slip",
+    ],
 )
 def test_bad_archives_are_refused_and_leave_nothing(
     client: TestClient, services: Services, archive: bytes, expected: str
@@ -99,8 +130,9 @@ def test_upload_over_the_limit_is_413(services: Services, api_key: str) -> None:
     services.settings = services.settings.model_copy(update={"max_upload_bytes": 2048})
     with TestClient(create_app(services)) as small:
         small.headers["Authorization"] = f"Bearer {api_key}"
-        response = small.post("/v1/datasets", data={"name": "big"},
-                              files={"file": ("d.zip", class_folder_zip(10, seed=1))})
+        response = small.post(
+            "/v1/datasets", data={"name": "big"}, files={"file": ("d.zip", class_folder_zip(10, seed=1))}
+        )
     assert response.status_code == 413 and "limit" in response.json()["message"]
     assert files_under(services.settings.tmp_root) == []
 
@@ -108,9 +140,16 @@ def test_upload_over_the_limit_is_413(services: Services, api_key: str) -> None:
 def test_append_images_with_base64(client: TestClient, services: Services) -> None:
     dataset = upload(client, class_folder_zip(2, seed=4)).json()
     png = shape_image("circle", __import__("random").Random(5))
-    body = {"images": [{"image_b64": base64.b64encode(png).decode(), "label": "hexagon"},
-                       {"image_b64": "data:image/png;base64," + base64.b64encode(png).decode(),
-                        "label": "circle", "split": "val"}]}
+    body = {
+        "images": [
+            {"image_b64": base64.b64encode(png).decode(), "label": "hexagon"},
+            {
+                "image_b64": "data:image/png;base64," + base64.b64encode(png).decode(),
+                "label": "circle",
+                "split": "val",
+            },
+        ]
+    }
     response = client.post(f"/v1/datasets/{dataset['id']}/images", json=body)
     assert response.status_code == 200, response.text
     assert response.json()["added"] == 2 and "hexagon" in response.json()["classes"]
@@ -122,8 +161,17 @@ def test_append_images_with_base64(client: TestClient, services: Services) -> No
     [
         ([{"image_b64": "!!!not base64!!!", "label": "a"}], "images[0].image_b64: invalid base64"),
         ([{"image_b64": "aGVsbG8=", "label": "a"}], "images[0]: not a readable image"),
-        ([{"image_b64": base64.b64encode(shape_image("circle", __import__("random").Random(1))).decode(),
-           "label": ""}], "label must be a non-empty string"),
+        (
+            [
+                {
+                    "image_b64": base64.b64encode(
+                        shape_image("circle", __import__("random").Random(1))
+                    ).decode(),
+                    "label": "",
+                }
+            ],
+            "label must be a non-empty string",
+        ),
         ([], "at least one image"),
         ("nope", "expected a list"),
     ],

@@ -18,8 +18,13 @@ from trainyard.settings import Settings
 
 def cli(home: Path, *args: str) -> str:
     env = {**os.environ, "TRAINYARD_HOME": str(home)}
-    result = subprocess.run([sys.executable, "-m", "trainyard", "keys", *args], env=env,
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "trainyard", "keys", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return result.stdout
 
 

@@ -12,8 +12,18 @@ from trainyard.domain import JobStatus, ModelStatus
 
 
 def epoch(job_id: str, n: int) -> dict[str, object]:
-    return progress(job_id, "epoch", epoch=n, epochs=3, loss=1.0 / n, val_loss=1.2 / n,
-                    accuracy=0.3 * n, val_accuracy=0.25 * n, lr=0.001, duration_seconds=0.5)
+    return progress(
+        job_id,
+        "epoch",
+        epoch=n,
+        epochs=3,
+        loss=1.0 / n,
+        val_loss=1.2 / n,
+        accuracy=0.3 * n,
+        val_accuracy=0.25 * n,
+        lr=0.001,
+        duration_seconds=0.5,
+    )
 
 
 def test_in_order_stream(services: Services) -> None:
@@ -33,7 +43,10 @@ def test_duplicated_and_shuffled_stream_ends_in_the_same_state(services: Service
     rng = random.Random(7)
     for _ in range(10):
         job = record_job(services.store)
-        events = [progress(job.id, "status", status=s) for s in ("DOWNLOADING", "DOWNLOADED", "RUNNING", "EXPORTING")]
+        events = [
+            progress(job.id, "status", status=s)
+            for s in ("DOWNLOADING", "DOWNLOADED", "RUNNING", "EXPORTING")
+        ]
         events += [epoch(job.id, n) for n in (1, 2, 3)]
         events += events[:4]  # at-least-once delivery: some come twice
         rng.shuffle(events)
@@ -50,8 +63,9 @@ def test_a_late_status_after_failure_does_not_revive_the_job(services: Services)
     services.bus.publish(PROGRESS, progress(job.id, "status", status="RUNNING"))
     services.bus.publish(PROGRESS, progress(job.id, "failed", error="CUDA out of memory"))
     services.bus.publish(PROGRESS, progress(job.id, "status", status="EXPORTING"))
-    services.bus.publish(WORKER_EXIT, {"job_id": job.id, "succeeded": False, "reason": "exit 1",
-                                       "model_prefix": "x/"})
+    services.bus.publish(
+        WORKER_EXIT, {"job_id": job.id, "succeeded": False, "reason": "exit 1", "model_prefix": "x/"}
+    )
     current = services.jobs.get("default", job.id)
     assert current.status is JobStatus.FAILED and current.error == "CUDA out of memory"
     model = services.store.get_model("default", job.model_id)
@@ -60,8 +74,15 @@ def test_a_late_status_after_failure_does_not_revive_the_job(services: Services)
 
 def test_worker_exit_without_readable_artifacts_fails_the_job(services: Services) -> None:
     job = record_job(services.store)
-    services.bus.publish(WORKER_EXIT, {"job_id": job.id, "succeeded": True, "reason": None,
-                                       "model_prefix": f"tenants/default/models/{job.model_id}/"})
+    services.bus.publish(
+        WORKER_EXIT,
+        {
+            "job_id": job.id,
+            "succeeded": True,
+            "reason": None,
+            "model_prefix": f"tenants/default/models/{job.model_id}/",
+        },
+    )
     current = services.jobs.get("default", job.id)
     assert current.status is JobStatus.FAILED and "artifacts unreadable" in (current.error or "")
 
@@ -69,6 +90,8 @@ def test_worker_exit_without_readable_artifacts_fails_the_job(services: Services
 def test_malformed_events_are_dropped_without_harm(services: Services) -> None:
     job = record_job(services.store)
     services.bus.publish(PROGRESS, {"job_id": job.id, "kind": "status", "status": "RUNNING"})  # no schema
-    services.bus.publish(PROGRESS, progress(job.id, "status", status="SUCCEEDED"))  # not the container's to say
+    services.bus.publish(
+        PROGRESS, progress(job.id, "status", status="SUCCEEDED")
+    )  # not the container's to say
     services.bus.publish(PROGRESS, progress("job_unknown", "status", status="RUNNING"))
     assert services.jobs.get("default", job.id).status is JobStatus.PENDING

@@ -10,7 +10,9 @@ from tests.synthetic import class_folder_zip
 
 @pytest.fixture
 def dataset_id(client: TestClient) -> str:
-    response = client.post("/v1/datasets", data={"name": "d"}, files={"file": ("d.zip", class_folder_zip(2, 1))})
+    response = client.post(
+        "/v1/datasets", data={"name": "d"}, files={"file": ("d.zip", class_folder_zip(2, 1))}
+    )
     return str(response.json()["id"])
 
 
@@ -32,7 +34,9 @@ def dataset_id(client: TestClient) -> str:
         ({"dataset_id": "ds_missing"}, 404, "ds_missing"),
     ],
 )
-def test_bad_job_requests(client: TestClient, dataset_id: str, change: dict, status: int, expected: str) -> None:
+def test_bad_job_requests(
+    client: TestClient, dataset_id: str, change: dict, status: int, expected: str
+) -> None:
     body = {"type": "train", "task": "classification", "dataset_id": dataset_id, "model_name": "m", **change}
     response = client.post("/v1/jobs", json=body)
     assert response.status_code == status, response.text
@@ -42,8 +46,13 @@ def test_bad_job_requests(client: TestClient, dataset_id: str, change: dict, sta
 
 
 def test_unknown_job_and_model_ids_are_404(client: TestClient) -> None:
-    for path in ("/v1/jobs/job_x", "/v1/jobs/job_x/metrics", "/v1/models/mdl_x",
-                 "/v1/models/mdl_x/exports/onnx", "/v1/jobs/job_x/webhooks"):
+    for path in (
+        "/v1/jobs/job_x",
+        "/v1/jobs/job_x/metrics",
+        "/v1/models/mdl_x",
+        "/v1/models/mdl_x/exports/onnx",
+        "/v1/jobs/job_x/webhooks",
+    ):
         response = client.get(path)
         assert response.status_code == 404 and "not found" in response.json()["message"]
     assert client.post("/v1/jobs/job_x/cancel").status_code == 404

@@ -19,8 +19,11 @@ def load(name: str) -> dict[str, object]:
 
 def test_container_progress_samples_apply(services: Services) -> None:
     job = record_job(services.store)
-    for name in ("container_progress_status_running.json", "container_progress_epoch.json",
-                 "container_progress_failed.json"):
+    for name in (
+        "container_progress_status_running.json",
+        "container_progress_epoch.json",
+        "container_progress_failed.json",
+    ):
         services.bus.publish(PROGRESS, {**load(name), "job_id": job.id})
     current = services.jobs.get("default", job.id)
     assert current.status is JobStatus.FAILED and current.current_epoch == 1

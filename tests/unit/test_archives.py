@@ -50,7 +50,7 @@ def test_zip_symlink_entries_are_refused(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         info = zipfile.ZipInfo("a/link")
-        info.external_attr = (0o120777 << 16)
+        info.external_attr = 0o120777 << 16
         archive.writestr(info, "/etc/passwd")
     with pytest.raises(InvalidInput, match="symbolic link"):
         _extract(tmp_path, buffer.getvalue())

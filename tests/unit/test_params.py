@@ -10,13 +10,27 @@ from trainyard.params import ClassifierParams, normalise_exports, to_hyperparame
 
 @pytest.mark.parametrize(
     "field,value",
-    [("epochs", 0), ("epochs", 501), ("batch_size", 0), ("learning_rate", 0), ("learning_rate", 2),
-     ("image_size", 16), ("image_size", 1024), ("validation_split", 0.95), ("lr_gamma", 0),
-     ("backbone", "alexnet"), ("weights", "random"), ("layers_to_retrain", -1), ("alpha", 0.3)],
+    [
+        ("epochs", 0),
+        ("epochs", 501),
+        ("batch_size", 0),
+        ("learning_rate", 0),
+        ("learning_rate", 2),
+        ("image_size", 16),
+        ("image_size", 1024),
+        ("validation_split", 0.95),
+        ("lr_gamma", 0),
+        ("backbone", "alexnet"),
+        ("weights", "random"),
+        ("layers_to_retrain", -1),
+        ("alpha", 0.3),
+    ],
 )
 def test_out_of_range_params_are_refused(field: str, value: object) -> None:
     with pytest.raises(ValidationError) as info:
-        ClassifierParams.model_validate({field: value, **({"backbone": "mobilenet"} if field == "alpha" else {})})
+        ClassifierParams.model_validate(
+            {field: value, **({"backbone": "mobilenet"} if field == "alpha" else {})}
+        )
     assert field in str(info.value)
 
 

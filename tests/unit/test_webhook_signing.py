@@ -20,11 +20,17 @@ def test_verify_accepts_own_signature_and_rejects_tampering() -> None:
     secret = new_webhook_secret()
     now = int(time.time())
     body = b'{"type":"job.succeeded"}'
-    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(now),
-               "webhook-signature": sign(secret, "msg_1", now, body)}
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(now),
+        "webhook-signature": sign(secret, "msg_1", now, body),
+    }
     assert verify(secret, headers, body)
     assert not verify(secret, headers, body + b" ")
     assert not verify(new_webhook_secret(), headers, body)
-    stale = {**headers, "webhook-timestamp": str(now - 3600),
-             "webhook-signature": sign(secret, "msg_1", now - 3600, body)}
+    stale = {
+        **headers,
+        "webhook-timestamp": str(now - 3600),
+        "webhook-signature": sign(secret, "msg_1", now - 3600, body),
+    }
     assert not verify(secret, stale, body)

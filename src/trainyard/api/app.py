@@ -36,8 +36,11 @@ def create_app(services: Services, *, background_work: bool = False) -> FastAPI:
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__}
 
-    @app.post("/v1/webhook-secret/rotate", tags=["webhooks"],
-              summary="Replace the tenant's webhook signing secret; returns the new one once")
+    @app.post(
+        "/v1/webhook-secret/rotate",
+        tags=["webhooks"],
+        summary="Replace the tenant's webhook signing secret; returns the new one once",
+    )
     def rotate_webhook_secret(services: ServicesDep, tenant: TenantDep) -> dict[str, str]:
         return {"secret": services.webhooks.rotate_secret(tenant)}
 

@@ -39,7 +39,9 @@ class Pagination:
     def __init__(
         self,
         limit: Annotated[int, Query(ge=1, le=100, description="page size")] = 20,
-        cursor: Annotated[str | None, Query(max_length=500, description="next_cursor of the previous page")] = None,
+        cursor: Annotated[
+            str | None, Query(max_length=500, description="next_cursor of the previous page")
+        ] = None,
     ) -> None:
         self.limit = limit
         self.cursor = cursor
@@ -55,9 +57,7 @@ def page_body(page: Page, render: Any) -> dict[str, Any]:
 def check_declared_size(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"request body is {declared} bytes; the limit is {limit} bytes"
-        )
+        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
 
 
 async def read_json_body(request: Request, limit: int) -> dict[str, Any]:

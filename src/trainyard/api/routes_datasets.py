@@ -24,28 +24,39 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 
 def public_dataset(dataset: Dataset) -> dict[str, Any]:
-    return dataset.model_dump(mode="json", include={"id", "name", "task", "classes", "image_count", "created_at"})
+    return dataset.model_dump(
+        mode="json", include={"id", "name", "task", "classes", "image_count", "created_at"}
+    )
 
 
 UPLOAD_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"multipart/form-data": {"schema": {
-            "type": "object", "required": ["name", "file"],
-            "properties": {
-                "name": {"type": "string", "maxLength": 200},
-                "file": {"type": "string", "format": "binary",
-                         "description": ".zip or .tar.gz: <class>/<image> or train|val/<class>/<image>"},
-            },
-        }}},
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["name", "file"],
+                    "properties": {
+                        "name": {"type": "string", "maxLength": 200},
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": ".zip or .tar.gz: <class>/<image> or train|val/<class>/<image>",
+                        },
+                    },
+                }
+            }
+        },
     }
 }
 
 
 # The form is read by hand rather than declared with Form()/UploadFile parameters: those
 # make FastAPI import pydantic.v1, which costs the Lambda cold start ~60 ms (bench/cold_start.py).
-@router.post("", status_code=201, summary="Upload a .zip or .tar.gz of class folders",
-             openapi_extra=UPLOAD_BODY)
+@router.post(
+    "", status_code=201, summary="Upload a .zip or .tar.gz of class folders", openapi_extra=UPLOAD_BODY
+)
 async def create_dataset(request: Request, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     limit = services.settings.max_upload_bytes
     check_declared_size(request, limit + 64 * 1024)
@@ -65,7 +76,7 @@ async def create_dataset(request: Request, services: ServicesDep, tenant: Tenant
 
 @router.get("")
 def list_datasets(services: ServicesDep, tenant: TenantDep, page: PaginationDep) -> dict[str, Any]:
-    return page_body(services.datasets.list(tenant, page.limit, page.cursor), public_dataset)
+    return page_body(services.datasets.page(tenant, page.limit, page.cursor), public_dataset)
 
 
 @router.get("/{dataset_id}")
@@ -75,8 +86,7 @@ def get_dataset(dataset_id: str, services: ServicesDep, tenant: TenantDep) -> di
     counts = Counter((i.label, i.split or "unsplit") for i in images)
     view = public_dataset(dataset)
     view["class_counts"] = {
-        label: {split: n for (lbl, split), n in counts.items() if lbl == label}
-        for label in dataset.classes
+        label: {split: n for (lbl, split), n in counts.items() if lbl == label} for label in dataset.classes
     }
     return view
 

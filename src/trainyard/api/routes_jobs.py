@@ -19,7 +19,7 @@ async def create_job(request: TrainJobRequest, services: ServicesDep, tenant: Te
 
 @router.get("")
 def list_jobs(services: ServicesDep, tenant: TenantDep, page: PaginationDep) -> dict[str, Any]:
-    return page_body(services.jobs.list(tenant, page.limit, page.cursor), public_job)
+    return page_body(services.jobs.page(tenant, page.limit, page.cursor), public_job)
 
 
 @router.get("/{job_id}")
@@ -42,8 +42,4 @@ def cancel_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict[st
 def job_webhooks(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     services.jobs.get(tenant, job_id)
     deliveries = services.webhooks.deliveries(tenant, job_id)
-    return {
-        "items": [
-            d.model_dump(mode="json", exclude={"tenant_id", "payload"}) for d in deliveries
-        ]
-    }
+    return {"items": [d.model_dump(mode="json", exclude={"tenant_id", "payload"}) for d in deliveries]}

@@ -25,7 +25,7 @@ MAX_TOP_K = 100
 
 @router.get("")
 def list_models(services: ServicesDep, tenant: TenantDep, page: PaginationDep) -> dict[str, Any]:
-    page_ = services.models.list(tenant, page.limit, page.cursor)
+    page_ = services.models.page(tenant, page.limit, page.cursor)
     return {"items": [services.models.public(m) for m in page_.items], "next_cursor": page_.next_cursor}
 
 
@@ -47,7 +47,7 @@ def download_export(model_id: str, fmt: str, services: ServicesDep, tenant: Tena
 
 def _top_k(value: object) -> int:
     try:
-        top_k = int(value)  # type: ignore[call-overload]
+        top_k = int(str(value))
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"top_k: expected an integer, got {value!r}") from exc
     if not 1 <= top_k <= MAX_TOP_K:
@@ -59,7 +59,9 @@ def _top_k(value: object) -> int:
     "/{model_id}/predict",
     summary="Predict one image: multipart `file` (+ `top_k`) or JSON {image_b64, top_k}",
 )
-async def predict(model_id: str, request: Request, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+async def predict(
+    model_id: str, request: Request, services: ServicesDep, tenant: TenantDep
+) -> dict[str, Any]:
     limit = services.settings.max_upload_bytes
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
@@ -75,7 +77,7 @@ async def predict(model_id: str, request: Request, services: ServicesDep, tenant
         unknown = sorted(set(body) - {"image_b64", "top_k"})
         if unknown:
             raise InvalidInput(f"unknown field(s): {', '.join(unknown)}")
-        image = decode_base64_image(body.get("image_b64"))  # type: ignore[arg-type]
+        image = decode_base64_image(body.get("image_b64"))
         top_k = _top_k(body.get("top_k", request.query_params.get("top_k", 5)))
     else:
         raise BadRequest("send multipart/form-data with a 'file' field, or JSON {image_b64}")

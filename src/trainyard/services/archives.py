@@ -57,9 +57,7 @@ class _Budget:
     def add_file(self, name: str) -> None:
         self.files += 1
         if self.files > self.limits.max_files:
-            raise InvalidInput(
-                f"archive has more than {self.limits.max_files} files (at {name!r})"
-            )
+            raise InvalidInput(f"archive has more than {self.limits.max_files} files (at {name!r})")
 
     def copy(self, source: IO[bytes], target: Path, name: str) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -68,8 +66,7 @@ class _Budget:
                 self.bytes += len(chunk)
                 if self.bytes > self.limits.max_total_bytes:
                     raise InvalidInput(
-                        f"archive expands to more than {self.limits.max_total_bytes} bytes"
-                        f" (at {name!r})"
+                        f"archive expands to more than {self.limits.max_total_bytes} bytes (at {name!r})"
                     )
                 out.write(chunk)
 

@@ -67,20 +67,18 @@ class DatasetService:
 
     # --- reading an archive -----------------------------------------------------------------
 
-    def _read_class_dirs(
-        self, root: Path, split: str | None, prefix: str
-    ) -> list[LabelledImage]:
+    def _read_class_dirs(self, root: Path, split: str | None, prefix: str) -> list[LabelledImage]:
         class_dirs, stray_files = _children(root)
         if stray_files:
-            raise InvalidInput(
-                f"{prefix}{stray_files[0].name} is not inside a class folder; {LAYOUT_HELP}"
-            )
+            raise InvalidInput(f"{prefix}{stray_files[0].name} is not inside a class folder; {LAYOUT_HELP}")
         images: list[LabelledImage] = []
         for class_dir in class_dirs:
             nested, files = _children(class_dir)
             where = f"{prefix}{class_dir.name}/"
             if nested:
-                raise InvalidInput(f"{where}{nested[0].name}/ is a folder inside a class folder; {LAYOUT_HELP}")
+                raise InvalidInput(
+                    f"{where}{nested[0].name}/ is a folder inside a class folder; {LAYOUT_HELP}"
+                )
             if len(files) < self._min_per_class:
                 raise InvalidInput(
                     f"class {class_dir.name!r} ({where}) has {len(files)} images;"
@@ -122,9 +120,7 @@ class DatasetService:
 
     # --- storing ----------------------------------------------------------------------------
 
-    def _store_images(
-        self, tenant_id: str, dataset_id: str, items: list[LabelledImage]
-    ) -> list[Image]:
+    def _store_images(self, tenant_id: str, dataset_id: str, items: list[LabelledImage]) -> list[Image]:
         records = []
         for item in items:
             image_id = new_id("img")
@@ -132,8 +128,13 @@ class DatasetService:
             self._blobs.put_bytes(key, item.image.data)
             records.append(
                 Image(
-                    id=image_id, tenant_id=tenant_id, dataset_id=dataset_id, label=item.label,
-                    split=item.split, blob_key=key, width=item.image.width,
+                    id=image_id,
+                    tenant_id=tenant_id,
+                    dataset_id=dataset_id,
+                    label=item.label,
+                    split=item.split,
+                    blob_key=key,
+                    width=item.image.width,
                     height=item.image.height,
                 )
             )
@@ -155,8 +156,12 @@ class DatasetService:
         try:
             records = self._store_images(tenant_id, dataset_id, items)
             dataset = Dataset(
-                id=dataset_id, tenant_id=tenant_id, name=name, task=Task.CLASSIFICATION,
-                classes=sorted({i.label for i in items}), image_count=len(records),
+                id=dataset_id,
+                tenant_id=tenant_id,
+                name=name,
+                task=Task.CLASSIFICATION,
+                classes=sorted({i.label for i in items}),
+                image_count=len(records),
             )
             self._store.create_dataset(dataset, records)
         except BaseException:
@@ -177,9 +182,9 @@ class DatasetService:
             split = entry.get("split")
             if split is not None and split not in SPLITS:
                 raise InvalidInput(f"{where}.split: must be 'train', 'val' or null")
-            data = decode_base64_image(entry.get("image_b64"), f"{where}.image_b64")  # type: ignore[arg-type]
+            data = decode_base64_image(entry.get("image_b64"), f"{where}.image_b64")
             checked = check_image(data, where, self._max_pixels)
-            items.append(LabelledImage(_check_label(entry.get("label"), where), split, checked))  # type: ignore[arg-type]
+            items.append(LabelledImage(_check_label(entry.get("label"), where), split, checked))
         records = self._store_images(tenant_id, dataset_id, items)
         try:
             return self._store.add_images(tenant_id, dataset_id, records)
@@ -196,7 +201,7 @@ class DatasetService:
             raise NotFound(f"dataset {dataset_id} not found")
         return dataset
 
-    def list(self, tenant_id: str, limit: int, cursor: str | None) -> Page:
+    def page(self, tenant_id: str, limit: int, cursor: str | None) -> Page:
         return self._store.list_datasets(tenant_id, limit, cursor)
 
     def delete(self, tenant_id: str, dataset_id: str) -> None:

@@ -49,15 +49,18 @@ def check_image(data: bytes, name: str, max_pixels: int) -> CheckedImage:
                 probe.load()  # decodes every byte: truncated files fail here
     except InvalidInput:
         raise
-    except (UnidentifiedImageError, PILImage.DecompressionBombError,
-            PILImage.DecompressionBombWarning) as exc:
+    except (
+        UnidentifiedImageError,
+        PILImage.DecompressionBombError,
+        PILImage.DecompressionBombWarning,
+    ) as exc:
         raise InvalidInput(f"{name}: not a readable image ({exc.__class__.__name__})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidInput(f"{name}: corrupt or truncated image ({exc})") from exc
     return CheckedImage(data, fmt, ALLOWED_FORMATS[fmt], width, height)
 
 
-def decode_base64_image(text: str, field: str = "image_b64") -> bytes:
+def decode_base64_image(text: object, field: str = "image_b64") -> bytes:
     """Strict base64 (an optional data: URL prefix is allowed, as browsers send it)."""
     if not isinstance(text, str) or not text:
         raise InvalidInput(f"{field}: expected a non-empty base64 string")

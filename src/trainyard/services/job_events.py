@@ -19,7 +19,10 @@ log = logging.getLogger(__name__)
 
 PROGRESS_SCHEMA = "trainyard.job-progress/1"
 CONTAINER_STATUSES = {
-    JobStatus.DOWNLOADING, JobStatus.DOWNLOADED, JobStatus.RUNNING, JobStatus.EXPORTING,
+    JobStatus.DOWNLOADING,
+    JobStatus.DOWNLOADED,
+    JobStatus.RUNNING,
+    JobStatus.EXPORTING,
 }
 
 
@@ -73,10 +76,16 @@ class JobEventsService:
         if event.kind == "status" and event.status in CONTAINER_STATUSES:
             self._jobs.transition(event.job_id, event.status)
         elif event.kind == "epoch" and event.epoch is not None and event.epoch >= 1:
-            metrics = EpochMetrics(job_id=event.job_id, epoch=event.epoch, loss=event.loss,
-                                   val_loss=event.val_loss, accuracy=event.accuracy,
-                                   val_accuracy=event.val_accuracy, lr=event.lr,
-                                   duration_seconds=event.duration_seconds)
+            metrics = EpochMetrics(
+                job_id=event.job_id,
+                epoch=event.epoch,
+                loss=event.loss,
+                val_loss=event.val_loss,
+                accuracy=event.accuracy,
+                val_accuracy=event.val_accuracy,
+                lr=event.lr,
+                duration_seconds=event.duration_seconds,
+            )
             self._store.record_epoch(metrics, event.epochs or event.epoch)
         elif event.kind == "failed":
             self._jobs.transition(event.job_id, JobStatus.FAILED, error=event.error or "failed")
@@ -94,17 +103,26 @@ class JobEventsService:
         model = self._store.get_model(job.tenant_id, job.model_id)
         try:
             manifest = json.loads(self._blobs.get_bytes(f"{event.model_prefix}trainyard_model.json"))
-            exports = [fmt for fmt, name in manifest["exports"].items()
-                       if self._blobs.exists(f"{event.model_prefix}{name}")]
+            exports = [
+                fmt
+                for fmt, name in manifest["exports"].items()
+                if self._blobs.exists(f"{event.model_prefix}{name}")
+            ]
         except Exception as exc:
             self._jobs.transition(job.id, JobStatus.FAILED, error=f"model artifacts unreadable: {exc}")
             return
         if model is not None:
-            self._store.update_model(model.model_copy(update={
-                "status": ModelStatus.READY, "classes": list(manifest["classes"]),
-                "exports": exports, "metrics": dict(manifest.get("metrics", {})),
-                "manifest": manifest,
-            }))
+            self._store.update_model(
+                model.model_copy(
+                    update={
+                        "status": ModelStatus.READY,
+                        "classes": list(manifest["classes"]),
+                        "exports": exports,
+                        "metrics": dict(manifest.get("metrics", {})),
+                        "manifest": manifest,
+                    }
+                )
+            )
         if self._jobs.transition(job.id, JobStatus.SUCCEEDED) is None and model is not None:
             # cancelled in the meantime: the cancellation stands, the model is not served
             self._store.update_model(model.model_copy(update={"status": ModelStatus.FAILED}))

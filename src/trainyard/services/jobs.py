@@ -63,28 +63,41 @@ class JobService:
         job_id, model_id = new_id("job"), new_id("mdl")
         params = request.params.model_dump()
         job = Job(
-            id=job_id, tenant_id=tenant_id, type=JobType.TRAIN, task=Task(request.task),
-            dataset_id=request.dataset_id, model_id=model_id, params={**params, "exports": exports},
-            webhook_url=request.webhook_url, epochs=request.params.epochs,
+            id=job_id,
+            tenant_id=tenant_id,
+            type=JobType.TRAIN,
+            task=Task(request.task),
+            dataset_id=request.dataset_id,
+            model_id=model_id,
+            params={**params, "exports": exports},
+            webhook_url=request.webhook_url,
+            epochs=request.params.epochs,
         )
         model = Model(
-            id=model_id, tenant_id=tenant_id, name=request.model_name,
-            description=request.description, task=job.task, job_id=job_id,
-            dataset_id=request.dataset_id, params=job.params,
+            id=model_id,
+            tenant_id=tenant_id,
+            name=request.model_name,
+            description=request.description,
+            task=job.task,
+            job_id=job_id,
+            dataset_id=request.dataset_id,
+            params=job.params,
         )
         self._store.create_job(job, model)
         manifest = "".join(
-            json.dumps({"path": f"images/{i.blob_key.rsplit('/', 1)[1]}", "label": i.label,
-                        "split": i.split}) + "\n"
+            json.dumps({"path": f"images/{i.blob_key.rsplit('/', 1)[1]}", "label": i.label, "split": i.split})
+            + "\n"
             for i in images
         )
         spec = LaunchSpec(
             job_id=job_id,
             container="trainer",
             hyperparameters=to_hyperparameters(job_id, job.task.value, request.params, exports),
-            channels={"training": [
-                ChannelFile(i.blob_key, f"images/{i.blob_key.rsplit('/', 1)[1]}") for i in images
-            ]},
+            channels={
+                "training": [
+                    ChannelFile(i.blob_key, f"images/{i.blob_key.rsplit('/', 1)[1]}") for i in images
+                ]
+            },
             channel_documents={"training": {"manifest.jsonl": manifest}},
             model_prefix=model_prefix(tenant_id, model_id),
         )
@@ -123,7 +136,7 @@ class JobService:
             raise NotFound(f"job {job_id} not found")
         return job
 
-    def list(self, tenant_id: str, limit: int, cursor: str | None) -> Page:
+    def page(self, tenant_id: str, limit: int, cursor: str | None) -> Page:
         return self._store.list_jobs(tenant_id, limit, cursor)
 
     def metrics(self, tenant_id: str, job_id: str) -> list[EpochMetrics]:
@@ -134,15 +147,33 @@ class JobService:
         """At start-up: a job recorded but never launched (the service died in between)."""
         for job in self._store.list_unfinished_jobs():
             if job.launch_ref is None:
-                self.transition(job.id, JobStatus.FAILED, error="the service stopped before the job was launched")
+                self.transition(
+                    job.id, JobStatus.FAILED, error="the service stopped before the job was launched"
+                )
 
 
 def public_job(job: Job) -> dict[str, Any]:
     return job.model_dump(
         mode="json",
         include={
-            "id", "type", "task", "status", "dataset_id", "model_id", "current_epoch", "epochs",
-            "loss", "accuracy", "val_loss", "val_accuracy", "last_epoch_duration_seconds",
-            "created_at", "started_at", "finished_at", "error", "params", "webhook_url",
+            "id",
+            "type",
+            "task",
+            "status",
+            "dataset_id",
+            "model_id",
+            "current_epoch",
+            "epochs",
+            "loss",
+            "accuracy",
+            "val_loss",
+            "val_accuracy",
+            "last_epoch_duration_seconds",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "error",
+            "params",
+            "webhook_url",
         },
     )

@@ -32,7 +32,7 @@ class ModelService:
             raise NotFound(f"model {model_id} not found")
         return model
 
-    def list(self, tenant_id: str, limit: int, cursor: str | None) -> Page:
+    def page(self, tenant_id: str, limit: int, cursor: str | None) -> Page:
         return self._store.list_models(tenant_id, limit, cursor)
 
     def delete(self, tenant_id: str, model_id: str) -> None:
@@ -62,8 +62,20 @@ class ModelService:
     def public(self, model: Model) -> dict[str, Any]:
         view = model.model_dump(
             mode="json",
-            include={"id", "name", "description", "task", "status", "job_id", "dataset_id",
-                     "classes", "params", "metrics", "exports", "created_at"},
+            include={
+                "id",
+                "name",
+                "description",
+                "task",
+                "status",
+                "job_id",
+                "dataset_id",
+                "classes",
+                "params",
+                "metrics",
+                "exports",
+                "created_at",
+            },
         )
         view["plot_loss"] = self.plot_loss(model)
         return view

@@ -29,9 +29,7 @@ def loss_plot_png(epochs: list[EpochMetrics]) -> bytes:
     right, bottom = WIDTH - MARGIN_RIGHT, HEIGHT - MARGIN_BOTTOM
     draw.text((left, 12), "Loss per epoch", fill="black")
     draw.rectangle((left, top, right, bottom), outline=(120, 120, 120))
-    values = [
-        v for e in epochs for v in (e.loss, e.val_loss) if v is not None and math.isfinite(v)
-    ]
+    values = [v for e in epochs for v in (e.loss, e.val_loss) if v is not None and math.isfinite(v)]
     if not epochs or not values:
         draw.text((left + 10, top + 10), "no completed epoch yet", fill=(90, 90, 90))
     else:
@@ -56,8 +54,9 @@ def loss_plot_png(epochs: list[EpochMetrics]) -> bytes:
             draw.text((x - 4, bottom + 8), str(e.epoch), fill="black")
         draw.text(((left + right) // 2 - 15, HEIGHT - 20), "epoch", fill="black")
         for index, (name, colour) in enumerate(SERIES):
-            points = [point(e.epoch, v) for e in epochs
-                      if (v := getattr(e, name)) is not None and math.isfinite(v)]
+            points = [
+                point(e.epoch, v) for e in epochs if (v := getattr(e, name)) is not None and math.isfinite(v)
+            ]
             if len(points) > 1:
                 draw.line(points, fill=colour, width=2)
             for x, y in points:

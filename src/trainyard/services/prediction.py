@@ -31,7 +31,7 @@ def preprocess(data: bytes, height: int, width: int) -> np.ndarray:
     from PIL import Image as PILImage
 
     with PILImage.open(io.BytesIO(data)) as image:
-        rgb = image.convert("RGB").resize((width, height), PILImage.BILINEAR)
+        rgb = image.convert("RGB").resize((width, height), PILImage.Resampling.BILINEAR)
         return np.asarray(rgb, dtype=np.float32)[None, ...]
 
 
@@ -50,7 +50,9 @@ class Predictor:
                 return self._sessions[model.id]
         import onnxruntime  # imported on first use: keeps the Lambda cold start short
 
-        path = self._blobs.local_path(model_prefix(model.tenant_id, model.id) + model.manifest["exports"]["onnx"])
+        path = self._blobs.local_path(
+            model_prefix(model.tenant_id, model.id) + model.manifest["exports"]["onnx"]
+        )
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1  # requests run in parallel threads already
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -52,8 +52,7 @@ def verify(secret: str, headers: dict[str, str], body: bytes, tolerance_seconds:
         return False
     expected = sign(secret, headers["webhook-id"], timestamp, body)
     return any(
-        hmac.compare_digest(expected, candidate)
-        for candidate in headers["webhook-signature"].split(" ")
+        hmac.compare_digest(expected, candidate) for candidate in headers["webhook-signature"].split(" ")
     )
 
 
@@ -126,7 +125,10 @@ class WebhookService:
         error: str | None = None
         try:
             response = httpx.post(
-                delivery.url, content=body, headers=headers, timeout=self._timeout,
+                delivery.url,
+                content=body,
+                headers=headers,
+                timeout=self._timeout,
                 follow_redirects=False,
             )
             status_code = response.status_code
@@ -135,10 +137,17 @@ class WebhookService:
         except httpx.HTTPError as exc:
             error = f"{exc.__class__.__name__}: {exc}"
         attempts = delivery.attempts + 1
-        entry = {"attempt": attempts, "at": utcnow().isoformat(), "status_code": status_code,
-                 "error": error, "duration_ms": round((time.monotonic() - started) * 1000, 1)}
+        entry = {
+            "attempt": attempts,
+            "at": utcnow().isoformat(),
+            "status_code": status_code,
+            "error": error,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        }
         update: dict[str, Any] = {
-            "attempts": attempts, "last_status_code": status_code, "last_error": error,
+            "attempts": attempts,
+            "last_status_code": status_code,
+            "last_error": error,
             "attempt_log": [*delivery.attempt_log, entry],
         }
         if error is None:

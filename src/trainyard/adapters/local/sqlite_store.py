@@ -64,7 +64,11 @@ CREATE INDEX IF NOT EXISTS deliveries_by_job ON deliveries (job_id, created_at);
 """
 
 # Tables listed by tenant, newest first; the cursor is the last row's (created_at, id).
-LISTABLE = {"datasets": Dataset, "jobs": Job, "models": Model}
+LISTABLE: dict[str, type[Dataset] | type[Job] | type[Model]] = {
+    "datasets": Dataset,
+    "jobs": Job,
+    "models": Model,
+}
 
 
 def encode_cursor(created_at: str, record_id: str) -> str:
@@ -135,11 +139,15 @@ class SqliteJobStore:
             updated = change(cls.model_validate_json(row[0]))
             if updated is None:
                 return None
-            extra = ", status = ?" if table == "jobs" else ""
-            args: list[Any] = [updated.model_dump_json()]
-            if table == "jobs":
-                args.append(getattr(updated, "status").value)
-            conn.execute(f"UPDATE {table} SET doc = ?{extra} WHERE id = ?", (*args, record_id))
+            if isinstance(updated, Job):  # the status column is what the jobs_by_status index reads
+                conn.execute(
+                    "UPDATE jobs SET doc = ?, status = ? WHERE id = ?",
+                    (updated.model_dump_json(), updated.status.value, record_id),
+                )
+            else:
+                conn.execute(
+                    f"UPDATE {table} SET doc = ? WHERE id = ?", (updated.model_dump_json(), record_id)
+                )
             return updated
 
     def _page(self, table: str, tenant_id: str, limit: int, cursor: str | None) -> Page:
@@ -215,9 +223,7 @@ class SqliteJobStore:
             dataset = dataset.model_copy(
                 update={"classes": classes, "image_count": dataset.image_count + len(images)}
             )
-            conn.execute(
-                "UPDATE datasets SET doc = ? WHERE id = ?", (dataset.model_dump_json(), dataset.id)
-            )
+            conn.execute("UPDATE datasets SET doc = ? WHERE id = ?", (dataset.model_dump_json(), dataset.id))
             self._insert_images(conn, images)
             return dataset
 
@@ -272,9 +278,7 @@ class SqliteJobStore:
         marks = ",".join("?" * len(unfinished))
         return self._all(Job, f"SELECT doc FROM jobs WHERE status IN ({marks})", *unfinished)
 
-    def transition_job(
-        self, job_id: str, target: JobStatus, *, error: str | None = None
-    ) -> Job | None:
+    def transition_job(self, job_id: str, target: JobStatus, *, error: str | None = None) -> Job | None:
         def move(job: Job) -> Job | None:
             if job.status not in allowed_predecessors(target):
                 return None
@@ -291,9 +295,7 @@ class SqliteJobStore:
         return self._update_doc("jobs", Job, job_id, move)
 
     def set_launch_ref(self, job_id: str, launch_ref: str) -> None:
-        self._update_doc(
-            "jobs", Job, job_id, lambda job: job.model_copy(update={"launch_ref": launch_ref})
-        )
+        self._update_doc("jobs", Job, job_id, lambda job: job.model_copy(update={"launch_ref": launch_ref}))
 
     def record_epoch(self, metrics: EpochMetrics, epochs: int) -> bool:
         with self._write() as conn:
@@ -319,18 +321,14 @@ class SqliteJobStore:
                         "updated_at": utcnow(),
                     }
                 )
-                conn.execute(
-                    "UPDATE jobs SET doc = ? WHERE id = ?", (job.model_dump_json(), job.id)
-                )
+                conn.execute("UPDATE jobs SET doc = ? WHERE id = ?", (job.model_dump_json(), job.id))
             return True
 
     def list_epochs(self, job_id: str) -> list[EpochMetrics]:
         return self._all(EpochMetrics, "SELECT doc FROM epochs WHERE job_id = ? ORDER BY epoch", job_id)
 
     def get_model(self, tenant_id: str, model_id: str) -> Model | None:
-        return self._one(
-            Model, "SELECT doc FROM models WHERE id = ? AND tenant_id = ?", model_id, tenant_id
-        )
+        return self._one(Model, "SELECT doc FROM models WHERE id = ? AND tenant_id = ?", model_id, tenant_id)
 
     def list_models(self, tenant_id: str, limit: int, cursor: str | None) -> Page:
         return self._page("models", tenant_id, limit, cursor)

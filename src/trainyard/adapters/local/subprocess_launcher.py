@@ -113,9 +113,7 @@ class SubprocessLauncher:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: cancel kills the whole tree
             )
-        launch_file.write_text(
-            json.dumps({"pid": process.pid, "model_prefix": spec.model_prefix})
-        )
+        launch_file.write_text(json.dumps({"pid": process.pid, "model_prefix": spec.model_prefix}))
         self._watch(spec.job_id, process.pid, process.poll)
         return f"pid:{process.pid}"
 
@@ -213,7 +211,9 @@ class SubprocessLauncher:
         reason: str | None = None
         if succeeded:
             for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-                self._blobs.put_file(f"{launch['model_prefix']}{path.relative_to(model_dir).as_posix()}", path)
+                self._blobs.put_file(
+                    f"{launch['model_prefix']}{path.relative_to(model_dir).as_posix()}", path
+                )
         elif failure_file.exists() and failure_file.read_text().strip():
             reason = failure_file.read_text().strip().splitlines()[0]
         elif returncode == EXIT_UNKNOWN:
@@ -224,8 +224,12 @@ class SubprocessLauncher:
             reason = f"worker exited with code {returncode} (see {job_dir / 'worker.log'})"
         self._bus.publish(
             WORKER_EXIT,
-            {"job_id": job_id, "succeeded": succeeded, "reason": reason,
-             "model_prefix": launch["model_prefix"]},
+            {
+                "job_id": job_id,
+                "succeeded": succeeded,
+                "reason": reason,
+                "model_prefix": launch["model_prefix"],
+            },
         )
 
     # --- stopping -------------------------------------------------------------------------

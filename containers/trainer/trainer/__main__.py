@@ -1,0 +1,134 @@
+"""Entrypoint: `python -m trainer [train]` (SageMaker passes `train`; it is ignored).
+
+DOWNLOADING → read the channel → DOWNLOADED → RUNNING → epochs → EXPORTING → exit 0.
+Any exception: first line of output/failure = the reason, a `failed` event, exit 1.
+No signal handlers are installed: SIGTERM (cancellation) ends the process at once, with no
+failure file, as the contract expects of a killed job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from .contract import JobPaths, TrainingConfig, parse_config, read_hyperparameters
+from .contract import with_resolved_seed
+from .dataset import load_dataset
+from .errors import TrainerError
+from .events import ProgressEmitter, Status
+from .weights import resolve_imagenet_weights
+
+log = logging.getLogger("trainer")
+
+# SageMaker keeps at most 1024 characters of a failure reason.
+MAX_REASON_LENGTH = 1000
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("tensorflow", "absl", "tf2onnx"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line a person can act on. Our own errors are written for users; anything else
+    is unexpected, so its type is kept to make the log easy to search."""
+    message = str(error).strip()
+    if not isinstance(error, TrainerError):
+        message = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    first_line = message.splitlines()[0] if message else "training failed"
+    return first_line[:MAX_REASON_LENGTH]
+
+
+def write_failure(path: Path, reason: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(reason + "\n")
+
+
+def run_job(
+    config: TrainingConfig, paths: JobPaths, emitter: ProgressEmitter, environ: Mapping[str, str]
+) -> None:
+    log.info("job %s: %s", config.job_id, config)
+    emitter.status(Status.DOWNLOADING)
+    # Before decoding any image: a missing weights file should fail the job at once.
+    weights_file = resolve_imagenet_weights(config, environ)
+    dataset = load_dataset(
+        paths.training_channel, config.image_size, config.validation_split, config.seed or 0
+    )
+    validation_count = len(dataset.validation) if dataset.validation else 0
+    summary = (
+        f"{len(dataset.train)} training and {validation_count} validation images, "
+        f"{len(dataset.classes)} classes"
+    )
+    log.info("dataset: %s", summary)
+    if dataset.validation is None:
+        log.warning("no validation images: val_loss and val_accuracy will be null")
+    emitter.status(Status.DOWNLOADED, message=summary)
+
+    # TensorFlow is imported only now (about 4 s): configuration, weights and dataset
+    # errors are reported without waiting for it.
+    from .export import export_all  # noqa: PLC0415
+    from .train import train_classifier, uses_feature_cache  # noqa: PLC0415
+
+    emitter.status(
+        Status.RUNNING,
+        message=f"training {config.backbone} for {config.epochs} epochs"
+        + (" on cached backbone features" if uses_feature_cache(config) else ""),
+    )
+    result = train_classifier(
+        config, dataset, weights_file, on_epoch=lambda metrics: emitter.epoch(**asdict(metrics))
+    )
+
+    emitter.status(Status.EXPORTING, message=", ".join(config.exports))
+    check_images = (dataset.validation or dataset.train).images
+    export_all(
+        result.classifier.model, paths.model_dir, config, dataset.classes, check_images,
+        result.final,
+    )  # fmt: skip
+    log.info("model written to %s", paths.model_dir)
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    env = os.environ if environ is None else environ
+    configure_logging()
+    if args not in ([], ["train"]):
+        print("usage: python -m trainer [train]", file=sys.stderr)
+        return 2
+    paths = JobPaths.from_environment(env)
+    emitter: ProgressEmitter | None = None
+    try:
+        # A failure file left by an earlier attempt in the same directory is not ours.
+        with contextlib.suppress(FileNotFoundError):
+            paths.failure_file.unlink()
+        hyperparameters = read_hyperparameters(paths.hyperparameters_file)
+        job_id = hyperparameters.get("job_id")
+        if isinstance(job_id, str) and job_id:
+            # Created before validation, so that a bad hyperparameter still sends `failed`.
+            emitter = ProgressEmitter.from_environment(job_id, env)
+        config = with_resolved_seed(parse_config(hyperparameters))
+        assert emitter is not None  # parse_config requires a non-empty string job_id
+        log.info("seed %d", config.seed)
+        run_job(config, paths, emitter, env)
+    except Exception as error:
+        reason = failure_reason(error)
+        # Tracebacks only for the unexpected; a user error is fully said by its reason.
+        log.error("job failed: %s", reason, exc_info=not isinstance(error, TrainerError))
+        write_failure(paths.failure_file, reason)
+        if emitter is not None:
+            emitter.failed(reason)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
