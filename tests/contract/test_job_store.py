@@ -118,6 +118,15 @@ def test_records_are_invisible_to_other_tenants(store: JobStore) -> None:
     assert store.get_dataset("t1", "ds_x") is not None
 
 
+def test_a_refused_delete_leaves_the_images(store: JobStore) -> None:
+    dataset = Dataset(id="ds_y", tenant_id="t1", name="d", classes=["a", "b"], image_count=1)
+    image = Image(id="img_y", tenant_id="t1", dataset_id="ds_y", label="a", split=None, blob_key="k",
+                  width=1, height=1)
+    store.create_dataset(dataset, [image])
+    assert not store.delete_dataset("t2", "ds_y")
+    assert [i.id for i in store.list_images("t1", "ds_y")] == ["img_y"]
+
+
 def test_pagination_walks_every_record_once_newest_first(store: JobStore) -> None:
     created = [make_job(store).id for _ in range(7)]
     first = store.list_jobs("t1", 3, None)

@@ -16,8 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from .contract import JobPaths, TrainingConfig, parse_config, read_hyperparameters
-from .contract import with_resolved_seed
+from .contract import (
+    JobPaths,
+    TrainingConfig,
+    parse_config,
+    read_hyperparameters,
+    with_resolved_seed,
+)
 from .dataset import load_dataset
 from .errors import TrainerError
 from .events import ProgressEmitter, Status
@@ -91,9 +96,13 @@ def run_job(
     emitter.status(Status.EXPORTING, message=", ".join(config.exports))
     check_images = (dataset.validation or dataset.train).images
     export_all(
-        result.classifier.model, paths.model_dir, config, dataset.classes, check_images,
-        result.final,
-    )  # fmt: skip
+        result.classifier.model,
+        paths.model_dir,
+        config=config,
+        classes=dataset.classes,
+        check_images=check_images,
+        final=result.final,
+    )
     log.info("model written to %s", paths.model_dir)
 
 

@@ -11,7 +11,7 @@ import math
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,9 @@ def parse_config(values: Mapping[str, Any]) -> TrainingConfig:
             f"{', '.join(map(str, MOBILENET_ALPHAS))}"
         )
     if alpha != 1.0 and backbone != "mobilenet":
-        raise ConfigError(f"hyperparameter alpha applies only to backbone mobilenet, not {backbone}")
+        raise ConfigError(
+            f"hyperparameter alpha applies only to backbone mobilenet, not {backbone}"
+        )
     weights = _optional_choice(values, "weights", ("imagenet",))
     if weights == "imagenet" and backbone == "small_cnn":
         raise ConfigError("backbone small_cnn has no ImageNet weights; use weights null")
@@ -162,11 +164,7 @@ def parse_config(values: Mapping[str, Any]) -> TrainingConfig:
     )
 
 
-_KNOWN_KEYS = {
-    "job_id", "task", "backbone", "alpha", "weights", "epochs", "batch_size", "learning_rate",
-    "image_size", "validation_split", "layers_to_retrain", "seed", "shuffle", "augment",
-    "lr_step_size", "lr_gamma", "exports",
-}  # fmt: skip
+_KNOWN_KEYS = frozenset(field.name for field in fields(TrainingConfig))
 
 
 def _type_error(key: str, value: Any, expected: str) -> ConfigError:
@@ -189,9 +187,7 @@ def _choice(values: Mapping[str, Any], key: str, default: str, allowed: tuple[st
     return value
 
 
-def _optional_choice(
-    values: Mapping[str, Any], key: str, allowed: tuple[str, ...]
-) -> str | None:
+def _optional_choice(values: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str | None:
     if values.get(key) is None:
         return None
     value = _string(values, key)
@@ -217,7 +213,9 @@ def _check_range(
         return
     lower = f"[{minimum}" if minimum is not None else f"({above}" if above is not None else "(-inf"
     upper = f"{maximum}]" if maximum is not None else "inf)"
-    raise ConfigError(f"hyperparameter {key}={value!r} is out of bounds: must be in {lower}, {upper}")
+    raise ConfigError(
+        f"hyperparameter {key}={value!r} is out of bounds: must be in {lower}, {upper}"
+    )
 
 
 def _integer(

@@ -59,10 +59,7 @@ def list_images(channel_dir: Path) -> list[LabelledImage]:
     if not channel_dir.is_dir():
         raise DataError(f"training channel {channel_dir} does not exist or is not a directory")
     manifest = channel_dir / MANIFEST_NAME
-    if manifest.is_file():
-        items = read_manifest(manifest)
-    else:
-        items = scan_class_folders(channel_dir)
+    items = read_manifest(manifest) if manifest.is_file() else scan_class_folders(channel_dir)
     if not items:
         raise DataError(f"training channel {channel_dir} holds no images")
     return items
@@ -88,7 +85,7 @@ def read_manifest(manifest: Path) -> list[LabelledImage]:
             if not isinstance(label, str) or not label:
                 raise DataError(f"{where}: 'label' must be a non-empty string")
             if split is not None and split not in SPLITS:
-                raise DataError(f"{where}: 'split' must be \"train\", \"val\" or null, not {split!r}")
+                raise DataError(f'{where}: \'split\' must be "train", "val" or null, not {split!r}')
             parts = PurePosixPath(relative).parts
             # The manifest may only point inside the channel.
             if PurePosixPath(relative).is_absolute() or ".." in parts:
@@ -185,9 +182,7 @@ def decode_images(items: Sequence[LabelledImage], size: int) -> np.ndarray:
     return np.stack(arrays)
 
 
-def load_dataset(
-    channel_dir: Path, image_size: int, validation_split: float, seed: int
-) -> Dataset:
+def load_dataset(channel_dir: Path, image_size: int, validation_split: float, seed: int) -> Dataset:
     """List, split and decode the channel. Explicit `val` images win over validation_split."""
     items = list_images(channel_dir)
     classes = tuple(sorted({item.label for item in items}))

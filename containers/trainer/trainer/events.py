@@ -179,6 +179,7 @@ class ProgressEmitter:
             try:
                 sink.send(event)
             except Exception:
-                log.warning("could not send event %s to %s", event_id, type(sink).__name__,
-                            exc_info=True)
+                log.warning(
+                    "could not send event %s to %s", event_id, type(sink).__name__, exc_info=True
+                )
         return event

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,13 +46,18 @@ def _input_signature(image_size: int) -> list[tf.TensorSpec]:
 def export_onnx(model: keras.Model, path: Path, image_size: int) -> None:
     # tf2onnx logs every conversion step at INFO; keep the job log readable.
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)
-    model.export(str(path), format="onnx", verbose=False,
-                 input_signature=_input_signature(image_size))
+    with warnings.catch_warnings():
+        # Keras' tf2onnx numpy-2 shim probes `np.object`, which numpy warns about.
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*np.object.*")
+        model.export(
+            str(path), format="onnx", verbose=False, input_signature=_input_signature(image_size)
+        )
 
 
 def export_tflite(model: keras.Model, path: Path, image_size: int) -> None:
-    model.export(str(path), format="litert", verbose=False,
-                 input_signature=_input_signature(image_size))
+    model.export(
+        str(path), format="litert", verbose=False, input_signature=_input_signature(image_size)
+    )
 
 
 def export_keras(model: keras.Model, path: Path) -> None:
@@ -97,20 +103,28 @@ def model_manifest(
         "task": config.task,
         "classes": list(classes),
         "input": {
-            "name": check.input_name, "height": size, "width": size, "channels": 3,
-            "dtype": "float32", "layout": "NHWC", "range": [0, 255], "color": "RGB",
+            "name": check.input_name,
+            "height": size,
+            "width": size,
+            "channels": 3,
+            "dtype": "float32",
+            "layout": "NHWC",
+            "range": [0, 255],
+            "color": "RGB",
             "resize": "bilinear",
         },
         "output": {"name": check.output_name, "kind": "probabilities"},
         "exports": {fmt: EXPORT_FILES[fmt] for fmt in config.exports},
         "onnx_check": {"images": check.images, "max_abs_diff": check.max_abs_diff},
         "metrics": {
-            "loss": final.loss, "val_loss": final.val_loss,
-            "accuracy": final.accuracy, "val_accuracy": final.val_accuracy,
+            "loss": final.loss,
+            "val_loss": final.val_loss,
+            "accuracy": final.accuracy,
+            "val_accuracy": final.val_accuracy,
         },
         "backbone": config.backbone,
         "image_size": size,
-    }  # fmt: skip
+    }
 
 
 def write_json_atomically(path: Path, document: dict[str, Any]) -> None:
@@ -123,6 +137,7 @@ def write_json_atomically(path: Path, document: dict[str, Any]) -> None:
 def export_all(
     model: keras.Model,
     model_dir: Path,
+    *,
     config: TrainingConfig,
     classes: Sequence[str],
     check_images: np.ndarray,

@@ -71,8 +71,9 @@ def build_classifier(
         name="head",
     )
     model = keras.Model(inputs, head(features), name=f"trainyard_{config.backbone}")
-    return Classifier(model=model, feature_extractor=feature_extractor, head=head,
-                      backbone=backbone)
+    return Classifier(
+        model=model, feature_extractor=feature_extractor, head=head, backbone=backbone
+    )
 
 
 def preprocessing_layers(backbone: str) -> list[keras.layers.Layer]:

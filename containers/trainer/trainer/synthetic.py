@@ -50,11 +50,13 @@ def draw_shape(shape_class: ShapeClass, size: int, rng: np.random.Generator) -> 
     elif shape_class.shape == "square":
         draw.rectangle(box, fill=color)
     elif shape_class.shape == "triangle":
-        draw.polygon([(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)],
-                     fill=color)
+        draw.polygon(
+            [(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)], fill=color
+        )
     else:
-        draw.polygon([(cx, cy - radius), (cx + radius, cy), (cx, cy + radius), (cx - radius, cy)],
-                     fill=color)
+        draw.polygon(
+            [(cx, cy - radius), (cx + radius, cy), (cx, cy + radius), (cx - radius, cy)], fill=color
+        )
     return image
 
 
@@ -104,15 +106,21 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=30)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--classes", type=int, default=3, choices=range(2, 5))
-    parser.add_argument("--layout", default="manifest",
-                        choices=["manifest", "class_folders", "split_folders"])
+    parser.add_argument(
+        "--layout", default="manifest", choices=["manifest", "class_folders", "split_folders"]
+    )
     parser.add_argument("--validation-fraction", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     records = write_shapes_dataset(
-        args.root, per_class=args.per_class, size=args.size, num_classes=args.classes,
-        layout=args.layout, validation_fraction=args.validation_fraction, seed=args.seed,
-    )  # fmt: skip
+        args.root,
+        per_class=args.per_class,
+        size=args.size,
+        num_classes=args.classes,
+        layout=args.layout,
+        validation_fraction=args.validation_fraction,
+        seed=args.seed,
+    )
     print(f"wrote {len(records)} images to {args.root}")
 
 

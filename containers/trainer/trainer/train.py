@@ -96,10 +96,15 @@ class EpochReporter(keras.callbacks.Callback):
         self._history.append(metrics)
         log.info(
             "epoch %d/%d: loss %s accuracy %s val_loss %s val_accuracy %s lr %.6g (%.2f s)",
-            metrics.epoch, metrics.epochs, _fmt(metrics.loss), _fmt(metrics.accuracy),
-            _fmt(metrics.val_loss), _fmt(metrics.val_accuracy), metrics.lr,
+            metrics.epoch,
+            metrics.epochs,
+            _fmt(metrics.loss),
+            _fmt(metrics.accuracy),
+            _fmt(metrics.val_loss),
+            _fmt(metrics.val_accuracy),
+            metrics.lr,
             metrics.duration_seconds,
-        )  # fmt: skip
+        )
         if self._on_epoch is not None:
             self._on_epoch(metrics)
 
@@ -138,11 +143,16 @@ def train_classifier(
     classifier = build_classifier(config, len(dataset.classes), weights_file)
     log.info("%s: %s", config.backbone, describe_trainable(classifier))
     if cached:
-        log.info("feature cache: on (backbone frozen, augment off): backbone features are "
-                 "computed once and only the head is trained")
+        log.info(
+            "feature cache: on (backbone frozen, augment off): backbone features are "
+            "computed once and only the head is trained"
+        )
     else:
-        reason = "forced off" if cache_possible else (
-            "augment on" if config.augment else "backbone layers are trained")
+        reason = (
+            "forced off"
+            if cache_possible
+            else ("augment on" if config.augment else "backbone layers are trained")
+        )
         log.info("feature cache: off (%s): the backbone runs every epoch", reason)
 
     history: list[EpochMetrics] = []
@@ -160,8 +170,11 @@ def train_classifier(
             _features(classifier, validation.images, config.batch_size) if validation else None
         )
         feature_seconds = time.perf_counter() - started
-        log.info("computed backbone features for %d images in %.2f s",
-                 len(train) + (len(validation) if validation else 0), feature_seconds)
+        log.info(
+            "computed backbone features for %d images in %.2f s",
+            len(train) + (len(validation) if validation else 0),
+            feature_seconds,
+        )
         trained_model, augmenter = classifier.head, None
     else:
         train_inputs = train.images
@@ -175,8 +188,13 @@ def train_classifier(
         metrics=["accuracy"],
     )
     trained_model.fit(
-        make_pipeline(train_inputs, train.labels, batch_size=config.batch_size,
-                      shuffle_seed=shuffle_seed, augmenter=augmenter),
+        make_pipeline(
+            train_inputs,
+            train.labels,
+            batch_size=config.batch_size,
+            shuffle_seed=shuffle_seed,
+            augmenter=augmenter,
+        ),
         validation_data=(
             make_pipeline(validation_inputs, validation.labels, batch_size=config.batch_size)
             if validation is not None and validation_inputs is not None
@@ -184,8 +202,9 @@ def train_classifier(
         ),
         epochs=config.epochs,
         callbacks=callbacks,
+        shuffle=False,  # the pipeline shuffles (seeded); Keras cannot shuffle a tf.data input
         verbose=0,
-    )  # fmt: skip
+    )
     return TrainingResult(
         classifier=classifier,
         history=history,

@@ -43,11 +43,15 @@ def imagenet_weights_file_name(backbone: str, alpha: float, image_size: int) -> 
 
 def all_imagenet_weights_file_names() -> list[str]:
     """Every file a job can ask for: what the container image must hold."""
-    names = {imagenet_weights_file_name("mobilenet", a, s) for a in _MOBILENET_ALPHA_TEXT
-             for s in MOBILENET_SIZES}
+    names = {
+        imagenet_weights_file_name("mobilenet", a, s)
+        for a in _MOBILENET_ALPHA_TEXT
+        for s in MOBILENET_SIZES
+    }
     names |= {imagenet_weights_file_name("mobilenet_v2", 1.0, s) for s in MOBILENET_V2_SIZES}
-    names |= {imagenet_weights_file_name(b, 1.0, 224)
-              for b in ("efficientnet_b0", "resnet50", "vgg16")}
+    names |= {
+        imagenet_weights_file_name(b, 1.0, 224) for b in ("efficientnet_b0", "resnet50", "vgg16")
+    }
     return sorted(names)
 
 

@@ -60,6 +60,12 @@ class JobService:
         except ValueError as exc:
             raise InvalidInput(f"exports: {exc}") from exc
         images = self._store.list_images(tenant_id, request.dataset_id)
+        trainable_classes = {i.label for i in images if i.split != "val"}
+        if len(trainable_classes) < 2:
+            raise InvalidInput(
+                f"dataset {request.dataset_id} has {len(trainable_classes)} class(es) with training"
+                " images; a classifier needs at least 2"
+            )
         job_id, model_id = new_id("job"), new_id("mdl")
         params = request.params.model_dump()
         job = Job(

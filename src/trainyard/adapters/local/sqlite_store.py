@@ -240,7 +240,10 @@ class SqliteJobStore:
             deleted = conn.execute(
                 "DELETE FROM datasets WHERE id = ? AND tenant_id = ?", (dataset_id, tenant_id)
             ).rowcount
-            conn.execute("DELETE FROM images WHERE dataset_id = ?", (dataset_id,))
+            if deleted:
+                conn.execute(
+                    "DELETE FROM images WHERE dataset_id = ? AND tenant_id = ?", (dataset_id, tenant_id)
+                )
             return deleted > 0
 
     def list_images(self, tenant_id: str, dataset_id: str) -> list[Image]:
