@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 TRAINER_DIR := containers/trainer
 TRAINER_VENV := $(TRAINER_DIR)/.venv
-export TRAINYARD_HOME ?= $(CURDIR)/.trainyard
 
 .PHONY: run test test-service test-trainer lint typecheck venvs bench clean
 
@@ -33,7 +32,7 @@ typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
 test-service: venvs
-	TRAINYARD_HOME= $(VENV)/bin/python -m pytest tests
+	$(VENV)/bin/python -m pytest tests
 
 test-trainer: $(TRAINER_VENV)/.installed
 	cd $(TRAINER_DIR) && .venv/bin/python -m pytest tests

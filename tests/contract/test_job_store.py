@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import record_job
 from trainyard.adapters.local.sqlite_store import SqliteJobStore
 from trainyard.domain import (
     Dataset,
@@ -16,11 +17,7 @@ from trainyard.domain import (
     Image,
     Job,
     JobStatus,
-    JobType,
-    Model,
-    Task,
     WebhookDelivery,
-    new_id,
 )
 from trainyard.errors import BadRequest
 from trainyard.ports import JobStore, iter_pages
@@ -36,21 +33,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> JobStore:
 
 
 def make_job(store: JobStore, tenant: str = "t1") -> Job:
-    job = Job(
-        id=new_id("job"),
-        tenant_id=tenant,
-        type=JobType.TRAIN,
-        task=Task.CLASSIFICATION,
-        dataset_id="ds_1",
-        model_id=new_id("mdl"),
-        params={},
-        epochs=5,
-    )
-    model = Model(
-        id=job.model_id, tenant_id=tenant, name="m", task=job.task, job_id=job.id, dataset_id="ds_1"
-    )
-    store.create_job(job, model)
-    return job
+    return record_job(store, tenant=tenant)
 
 
 def test_forward_transitions_apply_and_stale_ones_do_not(store: JobStore) -> None:
@@ -81,8 +64,9 @@ def test_concurrent_terminal_writers_exactly_one_wins(store: JobStore) -> None:
         results: list[Job | None] = []
         barrier = threading.Barrier(len(targets))
 
-        def write(target: JobStatus, job_id: str, barrier: threading.Barrier,
-                  results: list[Job | None]) -> None:
+        def write(
+            target: JobStatus, job_id: str, barrier: threading.Barrier, results: list[Job | None]
+        ) -> None:
             barrier.wait()
             results.append(store.transition_job(job_id, target))
 
@@ -120,8 +104,9 @@ def test_records_are_invisible_to_other_tenants(store: JobStore) -> None:
 
 def test_a_refused_delete_leaves_the_images(store: JobStore) -> None:
     dataset = Dataset(id="ds_y", tenant_id="t1", name="d", classes=["a", "b"], image_count=1)
-    image = Image(id="img_y", tenant_id="t1", dataset_id="ds_y", label="a", split=None, blob_key="k",
-                  width=1, height=1)
+    image = Image(
+        id="img_y", tenant_id="t1", dataset_id="ds_y", label="a", split=None, blob_key="k", width=1, height=1
+    )
     store.create_dataset(dataset, [image])
     assert not store.delete_dataset("t2", "ds_y")
     assert [i.id for i in store.list_images("t1", "ds_y")] == ["img_y"]

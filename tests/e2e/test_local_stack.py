@@ -280,11 +280,18 @@ def test_restart_keeps_datasets_jobs_and_models(stack: LocalStack, trained: dict
         assert response.status_code == 200
 
 
-def test_imagenet_weights_missing_fails_the_job_clearly(api: httpx.Client, shapes_dataset: dict[str, Any]) -> None:
-    response = api.post("/v1/jobs", json={
-        "type": "train", "dataset_id": shapes_dataset["id"], "model_name": "pretrained",
-        "params": {"backbone": "mobilenet_v2", "weights": "imagenet", "epochs": 1, "image_size": 32},
-    })
+def test_imagenet_weights_missing_fails_the_job_clearly(
+    api: httpx.Client, shapes_dataset: dict[str, Any]
+) -> None:
+    response = api.post(
+        "/v1/jobs",
+        json={
+            "type": "train",
+            "dataset_id": shapes_dataset["id"],
+            "model_name": "pretrained",
+            "params": {"backbone": "mobilenet_v2", "weights": "imagenet", "epochs": 1, "image_size": 32},
+        },
+    )
     assert response.status_code == 202
     job = wait_for_job(api, response.json()["id"], lambda j: j["status"] == "FAILED", timeout=120)
     assert "TRAINYARD_WEIGHTS_DIR" in job["error"] and ".h5" in job["error"], job["error"]

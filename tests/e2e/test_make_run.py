@@ -19,11 +19,20 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 
-def run_until_ready(home: Path, port: int, extra_env: dict[str, str]) -> tuple[subprocess.Popen[str], str, str]:
+def run_until_ready(
+    home: Path, port: int, extra_env: dict[str, str]
+) -> tuple[subprocess.Popen[str], str, str]:
     env = {k: v for k, v in os.environ.items() if k != "TRAINYARD_API_KEY"}
     env.update({"TRAINYARD_HOME": str(home), "TRAINYARD_PORT": str(port), **extra_env})
-    process = subprocess.Popen(["make", "-s", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        ["make", "-s", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     assert process.stdout is not None
     output = ""
     deadline = time.monotonic() + 120
@@ -73,6 +82,9 @@ def test_make_run_uses_the_configured_key(tmp_path: Path) -> None:
     try:
         assert key == "ty_configured_key"
         wait_healthy(url)
-        assert httpx.get(f"{url}/v1/jobs", headers={"Authorization": "Bearer ty_configured_key"}).status_code == 200
+        assert (
+            httpx.get(f"{url}/v1/jobs", headers={"Authorization": "Bearer ty_configured_key"}).status_code
+            == 200
+        )
     finally:
         interrupt(process)

@@ -35,14 +35,8 @@ class ProgressEvent(BaseModel):
     kind: Literal["status", "epoch", "failed"]
     status: JobStatus | None = None
     error: str | None = None
-    epoch: int | None = None
+    epoch: int | None = None  # the figures of an epoch event are read into EpochMetrics
     epochs: int | None = None
-    loss: float | None = None
-    val_loss: float | None = None
-    accuracy: float | None = None
-    val_accuracy: float | None = None
-    lr: float | None = None
-    duration_seconds: float | None = None
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> ProgressEvent:
@@ -76,16 +70,12 @@ class JobEventsService:
         if event.kind == "status" and event.status in CONTAINER_STATUSES:
             self._jobs.transition(event.job_id, event.status)
         elif event.kind == "epoch" and event.epoch is not None and event.epoch >= 1:
-            metrics = EpochMetrics(
-                job_id=event.job_id,
-                epoch=event.epoch,
-                loss=event.loss,
-                val_loss=event.val_loss,
-                accuracy=event.accuracy,
-                val_accuracy=event.val_accuracy,
-                lr=event.lr,
-                duration_seconds=event.duration_seconds,
-            )
+            figures = {name: raw.get(name) for name in EpochMetrics.model_fields}
+            try:
+                metrics = EpochMetrics.model_validate({**figures, "job_id": event.job_id})
+            except ValidationError as exc:
+                log.warning("dropping malformed epoch event %s: %s", event.event_id, exc)
+                return
             self._store.record_epoch(metrics, event.epochs or event.epoch)
         elif event.kind == "failed":
             self._jobs.transition(event.job_id, JobStatus.FAILED, error=event.error or "failed")
