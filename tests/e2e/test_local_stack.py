@@ -295,3 +295,53 @@ def test_imagenet_weights_missing_fails_the_job_clearly(
     assert response.status_code == 202
     job = wait_for_job(api, response.json()["id"], lambda j: j["status"] == "FAILED", timeout=120)
     assert "TRAINYARD_WEIGHTS_DIR" in job["error"] and ".h5" in job["error"], job["error"]
+
+
+def test_restart_reattaches_to_a_running_worker(
+    stack: LocalStack, api: httpx.Client, shapes_dataset: dict[str, Any]
+) -> None:
+    job_id = start_long_job(api, shapes_dataset["id"])
+    pid = worker_pid(stack, job_id)
+    stack.stop()
+    assert _pid_alive(pid), "stopping the service must not stop training"
+    stack.start()
+    with stack.client() as after:
+        seen = after.get(f"/v1/jobs/{job_id}").json()["current_epoch"]
+        wait_for_job(after, job_id, lambda j: j["current_epoch"] >= seen + 2, timeout=120)
+        assert after.post(f"/v1/jobs/{job_id}/cancel").json()["status"] == "CANCELLED"
+    deadline = time.monotonic() + 20
+    while _pid_alive(pid):
+        assert time.monotonic() < deadline, "cancel after restart did not stop the worker"
+        time.sleep(0.2)
+
+
+def test_a_worker_that_finished_while_the_service_was_down_is_settled(
+    stack: LocalStack, api: httpx.Client, shapes_dataset: dict[str, Any]
+) -> None:
+    response = api.post(
+        "/v1/jobs",
+        json={
+            "type": "train",
+            "dataset_id": shapes_dataset["id"],
+            "model_name": "while-down",
+            "params": {"backbone": "small_cnn", "epochs": 2, "image_size": 32},
+            "exports": ["onnx"],
+        },
+    )
+    job_id, model_id = response.json()["id"], response.json()["model_id"]
+    pid = worker_pid(stack, job_id)
+    stack.stop()
+    deadline = time.monotonic() + 300
+    while _pid_alive(pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    stack.start()
+    with stack.client() as after:
+        job = wait_for_job(after, job_id, lambda j: j["status"] == "SUCCEEDED", timeout=30)
+        assert job["current_epoch"] == 2
+        model = after.get(f"/v1/models/{model_id}").json()
+        assert model["status"] == "ready" and model["exports"] == ["onnx"]
+        label, data = HELD_OUT[0]
+        assert (
+            after.post(f"/v1/models/{model_id}/predict", files={"file": ("x.png", data)}).status_code == 200
+        )
