@@ -133,7 +133,7 @@ def test_job_id_task_and_unknown_keys() -> None:
         parse_config({"epochs": 1})
     with pytest.raises(ConfigError, match="task='detection' is not supported"):
         parse(task="detection")
-    with pytest.raises(ConfigError, match="unknown hyperparameter.*epochz"):
+    with pytest.raises(ConfigError, match=r"unknown hyperparameter.*epochz"):
         parse(epochz=3)
 
 

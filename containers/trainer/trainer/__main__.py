@@ -59,17 +59,30 @@ def write_failure(path: Path, reason: str) -> None:
     path.write_text(reason + "\n")
 
 
+def ensure_writable_directory(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise TrainerError(f"model dir {directory} cannot be created: {error}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise TrainerError(f"model dir {directory} is not writable by user id {os.getuid()}")
+
+
 def run_job(
     config: TrainingConfig, paths: JobPaths, emitter: ProgressEmitter, environ: Mapping[str, str]
 ) -> None:
     log.info("job %s: %s", config.job_id, config)
     emitter.status(Status.DOWNLOADING)
-    # Before decoding any image: a missing weights file should fail the job at once.
+    # Before decoding any image: a missing weights file or an unwritable model dir should
+    # fail the job at once, not after training.
     weights_file = resolve_imagenet_weights(config, environ)
+    ensure_writable_directory(paths.model_dir)
+    if config.seed is None:
+        raise ValueError("run_job needs a resolved seed (contract.with_resolved_seed)")
     dataset = load_dataset(
-        paths.training_channel, config.image_size, config.validation_split, config.seed or 0
+        paths.training_channel, config.image_size, config.validation_split, config.seed
     )
-    validation_count = len(dataset.validation) if dataset.validation else 0
+    validation_count = 0 if dataset.validation is None else len(dataset.validation)
     summary = (
         f"{len(dataset.train)} training and {validation_count} validation images, "
         f"{len(dataset.classes)} classes"
@@ -94,13 +107,14 @@ def run_job(
     )
 
     emitter.status(Status.EXPORTING, message=", ".join(config.exports))
-    check_images = (dataset.validation or dataset.train).images
+    # Validation images when there are any: they were not trained on.
+    check_set = dataset.validation if dataset.validation is not None else dataset.train
     export_all(
         result.classifier.model,
         paths.model_dir,
         config=config,
         classes=dataset.classes,
-        check_images=check_images,
+        check_images=check_set.images,
         final=result.final,
     )
     log.info("model written to %s", paths.model_dir)
@@ -124,9 +138,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if isinstance(job_id, str) and job_id:
             # Created before validation, so that a bad hyperparameter still sends `failed`.
             emitter = ProgressEmitter.from_environment(job_id, env)
-        config = with_resolved_seed(parse_config(hyperparameters))
-        assert emitter is not None  # parse_config requires a non-empty string job_id
-        log.info("seed %d", config.seed)
+        given = parse_config(hyperparameters)
+        emitter = emitter or ProgressEmitter.from_environment(given.job_id, env)
+        config = with_resolved_seed(given)
+        if given.seed is None:
+            log.info("no seed given: using seed %d (set it to reproduce this run)", config.seed)
         run_job(config, paths, emitter, env)
     except Exception as error:
         reason = failure_reason(error)

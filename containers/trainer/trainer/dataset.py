@@ -165,7 +165,8 @@ def load_image(path: Path, size: int, relative_path: str | None = None) -> np.nd
     """Decode one image the way the service does for prediction; uint8 (size, size, 3) RGB."""
     try:
         with Image.open(path) as image:
-            resized = image.convert("RGB").resize((size, size), Image.BILINEAR)
+            # Image.Resampling.BILINEAR is the same filter as the service's Image.BILINEAR.
+            resized = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(resized, dtype=np.uint8)
     except Exception as exc:  # Pillow raises several types for corrupt or unknown files
         name = relative_path or str(path)

@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,29 @@ def _input_signature(image_size: int) -> list[tf.TensorSpec]:
     return [tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name=INPUT_NAME)]
 
 
+def _all_layers(layer: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
+    yield layer
+    for sublayer in getattr(layer, "layers", None) or []:
+        yield from _all_layers(sublayer)
+
+
+def freeze_normalization_statistics(model: keras.Model) -> None:
+    """Turn adapted Normalization statistics into numpy constants.
+
+    keras.layers.Normalization keeps `mean`/`variance` as eager tensors computed from its
+    variables; traced for export they become captured tensors that tf2onnx leaves as
+    graph inputs (EfficientNet's ONNX then demands `.../normalization/Sub/y:0` in the feed).
+    As numpy arrays they are traced as constants. The values are unchanged, and the
+    variables, which model.keras stores, are untouched.
+    """
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.layers.Normalization) and layer.input_mean is None:
+            layer.mean = keras.ops.convert_to_numpy(layer.mean)
+            layer.variance = keras.ops.convert_to_numpy(layer.variance)
+
+
 def export_onnx(model: keras.Model, path: Path, image_size: int) -> None:
+    freeze_normalization_statistics(model)
     # tf2onnx logs every conversion step at INFO; keep the job log readable.
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)
     with warnings.catch_warnings():
@@ -158,7 +180,7 @@ def export_all(
     if "tflite" in config.exports:
         export_tflite(model, model_dir / EXPORT_FILES["tflite"], config.image_size)
 
-    manifest = _finite(model_manifest(config, classes, check, final))
+    manifest: dict[str, Any] = _finite(model_manifest(config, classes, check, final))
     write_json_atomically(model_dir / MODEL_MANIFEST, manifest)
     return manifest
 

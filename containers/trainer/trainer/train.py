@@ -70,7 +70,7 @@ class EpochReporter(keras.callbacks.Callback):
         self,
         epochs: int,
         history: list[EpochMetrics],
-        on_epoch: Callable[[EpochMetrics], None] | None,
+        on_epoch: Callable[[EpochMetrics], object] | None,
     ) -> None:
         super().__init__()
         self._epochs = epochs
@@ -121,7 +121,7 @@ def train_classifier(
     config: TrainingConfig,
     dataset: Dataset,
     weights_file: Path | None = None,
-    on_epoch: Callable[[EpochMetrics], None] | None = None,
+    on_epoch: Callable[[EpochMetrics], object] | None = None,
     *,
     use_feature_cache: bool | None = None,
 ) -> TrainingResult:
@@ -167,18 +167,20 @@ def train_classifier(
         started = time.perf_counter()
         train_inputs = _features(classifier, train.images, config.batch_size)
         validation_inputs = (
-            _features(classifier, validation.images, config.batch_size) if validation else None
+            None
+            if validation is None
+            else _features(classifier, validation.images, config.batch_size)
         )
         feature_seconds = time.perf_counter() - started
         log.info(
             "computed backbone features for %d images in %.2f s",
-            len(train) + (len(validation) if validation else 0),
+            len(train) + (0 if validation is None else len(validation)),
             feature_seconds,
         )
         trained_model, augmenter = classifier.head, None
     else:
         train_inputs = train.images
-        validation_inputs = validation.images if validation else None
+        validation_inputs = None if validation is None else validation.images
         trained_model = classifier.model
         augmenter = make_augmenter(config.seed) if config.augment else None
 
@@ -216,5 +218,5 @@ def train_classifier(
 def _features(classifier: Classifier, images: np.ndarray, batch_size: int) -> np.ndarray:
     # Same float32 pixels the full model would see; predict runs the frozen backbone
     # (and its BatchNormalization) in inference mode, exactly as it runs while training.
-    pipeline = make_pipeline(images, np.zeros(len(images), np.int32), batch_size=batch_size)
-    return classifier.feature_extractor.predict(pipeline.map(lambda x, _y: x), verbose=0)
+    pipeline = make_pipeline(images, None, batch_size=batch_size)
+    return np.asarray(classifier.feature_extractor.predict(pipeline, verbose=0))
