@@ -52,8 +52,8 @@ UPLOAD_BODY = {
 }
 
 
-# The form is read by hand rather than declared with Form()/UploadFile parameters: those
-# make FastAPI import pydantic.v1, which costs the Lambda cold start ~60 ms (bench/cold_start.py).
+# The form is read by hand rather than declared with Form()/UploadFile parameters, so that
+# the parser's limits (one file, few fields) and the error messages are the service's own.
 @router.post(
     "", status_code=201, summary="Upload a .zip or .tar.gz of class folders", openapi_extra=UPLOAD_BODY
 )
