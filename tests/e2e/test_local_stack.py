@@ -38,30 +38,43 @@ def worker_pid(stack: LocalStack, job_id: str) -> int:
     return int(json.loads(launch.read_text())["pid"])
 
 
+def post_training_job(
+    api: httpx.Client, dataset_id: str, model_name: str, params: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    body = {
+        "type": "train",
+        "task": "classification",
+        "dataset_id": dataset_id,
+        "model_name": model_name,
+        "params": params,
+        **extra,
+    }
+    response = api.post("/v1/jobs", json=body)
+    assert response.status_code == 202, response.text
+    return dict(response.json())
+
+
+def wait_until_gone(pid: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def trained(api: httpx.Client, shapes_dataset: dict[str, Any]) -> dict[str, Any]:
     with webhook_receiver() as receiver:
-        response = api.post(
-            "/v1/jobs",
-            json={
-                "type": "train",
-                "task": "classification",
-                "dataset_id": shapes_dataset["id"],
-                "model_name": "shapes-cnn",
-                "description": "e2e",
-                "webhook_url": receiver.url,
-                "params": {
-                    "backbone": "small_cnn",
-                    "epochs": EPOCHS,
-                    "image_size": 32,
-                    "batch_size": 16,
-                    "learning_rate": 0.003,
-                    "seed": 1,
-                },
-            },
+        params = {
+            "backbone": "small_cnn",
+            "epochs": EPOCHS,
+            "image_size": 32,
+            "batch_size": 16,
+            "learning_rate": 0.003,
+            "seed": 1,
+        }
+        created = post_training_job(
+            api, shapes_dataset["id"], "shapes-cnn", params, description="e2e", webhook_url=receiver.url
         )
-        assert response.status_code == 202, response.text
-        created = response.json()
         assert created["status"] in ("PENDING", "DOWNLOADING") and created["model_id"]
         job = wait_for_job(api, created["id"], lambda j: j["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"))
         assert job["status"] == "SUCCEEDED", job
@@ -221,17 +234,8 @@ def test_another_tenant_sees_none_of_it(
 
 
 def start_long_job(api: httpx.Client, dataset_id: str) -> str:
-    response = api.post(
-        "/v1/jobs",
-        json={
-            "type": "train",
-            "dataset_id": dataset_id,
-            "model_name": "long",
-            "params": {"backbone": "small_cnn", "epochs": 500, "image_size": 64, "batch_size": 8},
-        },
-    )
-    assert response.status_code == 202, response.text
-    job_id: str = response.json()["id"]
+    params = {"backbone": "small_cnn", "epochs": 500, "image_size": 64, "batch_size": 8}
+    job_id: str = post_training_job(api, dataset_id, "long", params)["id"]
     wait_for_job(api, job_id, lambda j: j["status"] == "RUNNING" and j["current_epoch"] >= 1)
     return job_id
 
@@ -244,10 +248,7 @@ def test_cancel_stops_the_worker(
     assert _pid_alive(pid)
     response = api.post(f"/v1/jobs/{job_id}/cancel")
     assert response.status_code == 200 and response.json()["status"] == "CANCELLED"
-    deadline = time.monotonic() + 20
-    while _pid_alive(pid):
-        assert time.monotonic() < deadline, "worker still running after cancel"
-        time.sleep(0.2)
+    wait_until_gone(pid, 20, "worker still running after cancel")
     time.sleep(1)  # the worker's exit is reported after it dies; it must not change the outcome
     job = api.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "CANCELLED" and job["finished_at"]
@@ -283,17 +284,9 @@ def test_restart_keeps_datasets_jobs_and_models(stack: LocalStack, trained: dict
 def test_imagenet_weights_missing_fails_the_job_clearly(
     api: httpx.Client, shapes_dataset: dict[str, Any]
 ) -> None:
-    response = api.post(
-        "/v1/jobs",
-        json={
-            "type": "train",
-            "dataset_id": shapes_dataset["id"],
-            "model_name": "pretrained",
-            "params": {"backbone": "mobilenet_v2", "weights": "imagenet", "epochs": 1, "image_size": 32},
-        },
-    )
-    assert response.status_code == 202
-    job = wait_for_job(api, response.json()["id"], lambda j: j["status"] == "FAILED", timeout=120)
+    params = {"backbone": "mobilenet_v2", "weights": "imagenet", "epochs": 1, "image_size": 32}
+    created = post_training_job(api, shapes_dataset["id"], "pretrained", params)
+    job = wait_for_job(api, created["id"], lambda j: j["status"] == "FAILED", timeout=120)
     assert "TRAINYARD_WEIGHTS_DIR" in job["error"] and ".h5" in job["error"], job["error"]
 
 
@@ -309,32 +302,18 @@ def test_restart_reattaches_to_a_running_worker(
         seen = after.get(f"/v1/jobs/{job_id}").json()["current_epoch"]
         wait_for_job(after, job_id, lambda j: j["current_epoch"] >= seen + 2, timeout=120)
         assert after.post(f"/v1/jobs/{job_id}/cancel").json()["status"] == "CANCELLED"
-    deadline = time.monotonic() + 20
-    while _pid_alive(pid):
-        assert time.monotonic() < deadline, "cancel after restart did not stop the worker"
-        time.sleep(0.2)
+    wait_until_gone(pid, 20, "cancel after restart did not stop the worker")
 
 
 def test_a_worker_that_finished_while_the_service_was_down_is_settled(
     stack: LocalStack, api: httpx.Client, shapes_dataset: dict[str, Any]
 ) -> None:
-    response = api.post(
-        "/v1/jobs",
-        json={
-            "type": "train",
-            "dataset_id": shapes_dataset["id"],
-            "model_name": "while-down",
-            "params": {"backbone": "small_cnn", "epochs": 2, "image_size": 32},
-            "exports": ["onnx"],
-        },
-    )
-    job_id, model_id = response.json()["id"], response.json()["model_id"]
+    params = {"backbone": "small_cnn", "epochs": 2, "image_size": 32}
+    created = post_training_job(api, shapes_dataset["id"], "while-down", params, exports=["onnx"])
+    job_id, model_id = created["id"], created["model_id"]
     pid = worker_pid(stack, job_id)
     stack.stop()
-    deadline = time.monotonic() + 300
-    while _pid_alive(pid):
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
+    wait_until_gone(pid, 300, "the short job did not finish")
     stack.start()
     with stack.client() as after:
         job = wait_for_job(after, job_id, lambda j: j["status"] == "SUCCEEDED", timeout=30)
