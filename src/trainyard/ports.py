@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -99,6 +100,11 @@ class BlobStore(Protocol):
         """A path on this machine holding the blob (a cache copy for remote stores)."""
         ...
 
+    def presigned_get_url(self, key: str, expires_seconds: int, filename: str | None = None) -> str | None:
+        """A URL a client can download the blob from directly, or None where the store has
+        none (the local store: the API streams the file itself)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ChannelFile:
@@ -127,12 +133,31 @@ class WorkerExit:
     reason: str | None  # the failure file's first line, or the signal that killed it
 
 
+class LaunchState(StrEnum):
+    RUNNING = "running"  # queued, starting or training
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # failed, stopped or cancelled on the platform
+    UNKNOWN = "unknown"  # the platform has no record of it
+
+
+@dataclass(frozen=True)
+class LaunchStatus:
+    state: LaunchState
+    reason: str | None = None
+
+
 class JobLauncher(Protocol):
     def launch(self, spec: LaunchSpec) -> str:
-        """Start the run; returns a launch reference. Idempotent per job id."""
+        """Start the run; returns a launch reference. Idempotent per job id: a second call
+        for the same job never starts a second run."""
         ...
 
     def stop(self, job_id: str, launch_ref: str | None) -> None: ...
+
+    def describe(self, job_id: str, launch_ref: str | None) -> LaunchStatus:
+        """What the platform says of the run; the reaper settles jobs whose terminal event
+        never came from this."""
+        ...
 
 
 EventHandler = Callable[[dict[str, Any]], None]

@@ -41,6 +41,25 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(10.0, gt=0)
     cancel_grace_seconds: float = Field(10.0, ge=0)
 
+    # --- AWS backend (template.yaml sets these on every function) ---------------------------
+    aws_region: str | None = None  # default: the SDK's (AWS_REGION on Lambda)
+    table_name: str = "trainyard"
+    datasets_bucket: str = "trainyard-datasets"
+    artifacts_bucket: str = "trainyard-artifacts"
+    event_bus_name: str = "trainyard"
+    launcher: Literal["sagemaker", "batch"] = "sagemaker"
+    trainer_image_uri: str = ""
+    sagemaker_role_arn: str = ""
+    instance_type: str = "ml.g5.xlarge"
+    use_spot: bool = False
+    max_runtime_seconds: int = Field(24 * 3600, ge=60)
+    max_wait_seconds: int = Field(48 * 3600, ge=60)  # spot only; >= max_runtime_seconds
+    batch_job_queue: str = ""
+    batch_job_definition: str = ""
+    secrets_prefix: str = "trainyard/"
+    presign_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600)
+    reaper_stale_seconds: int = Field(15 * 60, ge=60)  # no event for this long: ask the platform
+
     @property
     def resolved_trainer_python(self) -> Path:
         return self.trainer_python or self.trainer_dir / ".venv" / "bin" / "python"

@@ -72,6 +72,9 @@ class DiskBlobStore:
             if p.is_file() and not p.name.startswith(".tmp-")
         )
 
+    def presigned_get_url(self, key: str, expires_seconds: int, filename: str | None = None) -> str | None:
+        return None  # the API streams local files itself
+
     def local_path(self, key: str) -> Path:
         path = self._path(key)
         if not path.is_file():

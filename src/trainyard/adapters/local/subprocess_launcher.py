@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...domain import Job
-from ...ports import BlobStore, EventBus, LaunchSpec
+from ...ports import BlobStore, EventBus, LaunchSpec, LaunchState, LaunchStatus
 
 log = logging.getLogger(__name__)
 
@@ -198,30 +198,32 @@ class SubprocessLauncher:
             self._bus.publish(PROGRESS, event)
         return offset + len(complete) + 1
 
+    def _outcome(self, job_dir: Path, returncode: int) -> tuple[bool, str | None]:
+        """Whether an ended worker succeeded, and if not, why."""
+        failure_file = job_dir / "output" / "failure"
+        # A reattached worker's exit code is unknown: it succeeded only if it wrote its
+        # manifest, which the container does last, and no failure reason.
+        if returncode in (0, EXIT_UNKNOWN) and (
+            (job_dir / "model" / MANIFEST_NAME).exists() and not failure_file.exists()
+        ):
+            return True, None
+        if failure_file.exists() and failure_file.read_text().strip():
+            return False, failure_file.read_text().strip().splitlines()[0]
+        if returncode == EXIT_UNKNOWN:
+            return False, "worker stopped while the service was not running"
+        if returncode < 0:
+            return False, f"worker killed by signal {signal.Signals(-returncode).name}"
+        return False, f"worker exited with code {returncode} (see {job_dir / 'worker.log'})"
+
     def _report_exit(self, job_id: str, returncode: int) -> None:
         job_dir = self.job_dir(job_id)
         launch = json.loads((job_dir / "launch.json").read_text())
-        failure_file = job_dir / "output" / "failure"
-        model_dir = job_dir / "model"
-        # A reattached worker's exit code is unknown: it succeeded only if it wrote its
-        # manifest, which the container does last, and no failure reason.
-        succeeded = returncode in (0, EXIT_UNKNOWN) and (
-            (model_dir / MANIFEST_NAME).exists() and not failure_file.exists()
-        )
-        reason: str | None = None
+        succeeded, reason = self._outcome(job_dir, returncode)
         if succeeded:
+            model_dir = job_dir / "model"
             for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-                self._blobs.put_file(
-                    f"{launch['model_prefix']}{path.relative_to(model_dir).as_posix()}", path
-                )
-        elif failure_file.exists() and failure_file.read_text().strip():
-            reason = failure_file.read_text().strip().splitlines()[0]
-        elif returncode == EXIT_UNKNOWN:
-            reason = "worker stopped while the service was not running"
-        elif returncode < 0:
-            reason = f"worker killed by signal {signal.Signals(-returncode).name}"
-        else:
-            reason = f"worker exited with code {returncode} (see {job_dir / 'worker.log'})"
+                key = f"{launch['model_prefix']}{path.relative_to(model_dir).as_posix()}"
+                self._blobs.put_file(key, path)
         self._bus.publish(
             WORKER_EXIT,
             {
@@ -231,6 +233,15 @@ class SubprocessLauncher:
                 "model_prefix": launch["model_prefix"],
             },
         )
+
+    def describe(self, job_id: str, launch_ref: str | None) -> LaunchStatus:
+        launch_file = self.job_dir(job_id) / "launch.json"
+        if not launch_file.exists():
+            return LaunchStatus(LaunchState.UNKNOWN, "no worker was launched for this job")
+        if _pid_alive(int(json.loads(launch_file.read_text())["pid"])):
+            return LaunchStatus(LaunchState.RUNNING)
+        succeeded, reason = self._outcome(self.job_dir(job_id), EXIT_UNKNOWN)
+        return LaunchStatus(LaunchState.SUCCEEDED if succeeded else LaunchState.FAILED, reason)
 
     # --- stopping -------------------------------------------------------------------------
 
