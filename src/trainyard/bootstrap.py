@@ -3,6 +3,7 @@ services and the event subscriptions. Nothing is built at import time."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,9 @@ from .services.datasets import DatasetService
 from .services.job_events import JobEventsService
 from .services.jobs import STATUS_CHANGED, JobService
 from .services.models import ModelService
+from .services.platform_events import PlatformEventsService
 from .services.prediction import Predictor
+from .services.reaper import ReaperService
 from .services.tenants import TenantService
 from .services.webhooks import WebhookService
 from .settings import Settings
@@ -40,20 +43,32 @@ class Services:
     datasets: DatasetService
     jobs: JobService
     job_events: JobEventsService
+    platform_events: PlatformEventsService
+    reaper: ReaperService
     models: ModelService
     webhooks: WebhookService
     _threads: list[threading.Thread] = field(default_factory=list)
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     def start_background_work(self) -> None:
         """What a long-running local stack does besides answering requests: settle jobs left
         over from a previous run, follow running workers, deliver webhooks."""
         self.jobs.settle_unlaunched()
         self.launcher.reattach(self.store.list_unfinished_jobs())
-        worker = threading.Thread(target=self.webhooks.run_worker, name="webhooks", daemon=True)
-        worker.start()
-        self._threads.append(worker)
+        for target, name in ((self.webhooks.run_worker, "webhooks"), (self._run_reaper, "reaper")):
+            worker = threading.Thread(target=target, name=name, daemon=True)
+            worker.start()
+            self._threads.append(worker)
+
+    def _run_reaper(self) -> None:
+        while not self._stopping.wait(self.settings.reaper_interval_seconds):
+            try:
+                self.reaper.run()
+            except Exception:
+                logging.getLogger(__name__).exception("reaper pass failed")
 
     def stop_background_work(self) -> None:
+        self._stopping.set()
         self.webhooks.stop()
         for thread in self._threads:
             thread.join(timeout=5)
@@ -77,6 +92,7 @@ def bootstrap(settings: Settings) -> Services:
     )
     jobs = JobService(store, launcher, bus)
     job_events = JobEventsService(store, blobs, jobs)
+    platform_events = PlatformEventsService(store, launcher, job_events)
     predictor = Predictor(blobs, settings.predict_cache_size, settings.max_image_pixels)
     webhooks = WebhookService(
         store,
@@ -106,6 +122,8 @@ def bootstrap(settings: Settings) -> Services:
         datasets=datasets,
         jobs=jobs,
         job_events=job_events,
+        platform_events=platform_events,
+        reaper=ReaperService(store, launcher, platform_events, settings.reaper_stale_seconds),
         models=ModelService(store, blobs, predictor),
         webhooks=webhooks,
     )

@@ -159,6 +159,11 @@ class JobLauncher(Protocol):
         never came from this."""
         ...
 
+    def persist_model(self, job_id: str, model_prefix: str) -> None:
+        """Copy a finished run's model dir into the blob store under `model_prefix` (the
+        platform's upload: SageMaker's model.tar.gz, Batch's model prefix, the local dir)."""
+        ...
+
 
 EventHandler = Callable[[dict[str, Any]], None]
 

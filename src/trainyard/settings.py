@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     batch_job_definition: str = ""
     secrets_prefix: str = "trainyard/"
     presign_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600)
-    reaper_stale_seconds: int = Field(15 * 60, ge=60)  # no event for this long: ask the platform
+    reaper_stale_seconds: int = Field(15 * 60, ge=0)  # no event for this long: ask the platform
+    reaper_interval_seconds: float = Field(60.0, gt=0)  # the local stack's reaper timer
 
     @property
     def resolved_trainer_python(self) -> Path:

@@ -220,10 +220,7 @@ class SubprocessLauncher:
         launch = json.loads((job_dir / "launch.json").read_text())
         succeeded, reason = self._outcome(job_dir, returncode)
         if succeeded:
-            model_dir = job_dir / "model"
-            for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-                key = f"{launch['model_prefix']}{path.relative_to(model_dir).as_posix()}"
-                self._blobs.put_file(key, path)
+            self.persist_model(job_id, launch["model_prefix"])
         self._bus.publish(
             WORKER_EXIT,
             {
@@ -233,6 +230,11 @@ class SubprocessLauncher:
                 "model_prefix": launch["model_prefix"],
             },
         )
+
+    def persist_model(self, job_id: str, model_prefix: str) -> None:
+        model_dir = self.job_dir(job_id) / "model"
+        for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+            self._blobs.put_file(f"{model_prefix}{path.relative_to(model_dir).as_posix()}", path)
 
     def describe(self, job_id: str, launch_ref: str | None) -> LaunchStatus:
         launch_file = self.job_dir(job_id) / "launch.json"
