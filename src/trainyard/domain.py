@@ -138,6 +138,7 @@ class Job(Record):
     last_epoch_duration_seconds: float | None = None
     error: str | None = None
     launch_ref: str | None = None  # launcher-specific handle: pid, SageMaker job name, …
+    request_fingerprint: str | None = None  # SHA-256 of the creating request (idempotent replays)
     version: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from fastapi.concurrency import run_in_threadpool
 
 from ..services.jobs import TrainJobRequest, public_job
@@ -12,8 +12,21 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.post("", status_code=202, summary="Start a training job")
-async def create_job(request: TrainJobRequest, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
-    job = await run_in_threadpool(services.jobs.create_training_job, tenant, request)
+async def create_job(
+    request: TrainJobRequest,
+    services: ServicesDep,
+    tenant: TenantDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description="retrying with the same key and body returns the first job",
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    job = await run_in_threadpool(services.jobs.create_training_job, tenant, request, idempotency_key)
     return {"id": job.id, "model_id": job.model_id, "status": job.status.value}
 
 

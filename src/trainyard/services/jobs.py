@@ -4,6 +4,7 @@ only when it applied."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from typing import Any, Literal
@@ -42,6 +43,11 @@ class TrainJobRequest(BaseModel):
     webhook_url: str | None = Field(None, max_length=2000, pattern=r"^https?://[^\s]+$")
 
 
+def idempotent_ids(tenant_id: str, idempotency_key: str) -> tuple[str, str]:
+    digest = hashlib.sha256(f"{tenant_id}\n{idempotency_key}".encode()).hexdigest()
+    return f"job_{digest[:16]}", f"mdl_{digest[16:32]}"
+
+
 def model_prefix(tenant_id: str, model_id: str) -> str:
     return f"tenants/{tenant_id}/models/{model_id}/"
 
@@ -52,7 +58,20 @@ class JobService:
         self._launcher = launcher
         self._bus = bus
 
-    def create_training_job(self, tenant_id: str, request: TrainJobRequest) -> Job:
+    def create_training_job(
+        self, tenant_id: str, request: TrainJobRequest, idempotency_key: str | None = None
+    ) -> Job:
+        """Record and launch a job. With an idempotency key the ids derive from (tenant, key):
+        a retried request finds the job the first one recorded, and the launch, whose platform
+        name derives from the job id, cannot start a second run."""
+        fingerprint = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+        if idempotency_key is not None:
+            job_id, model_id = idempotent_ids(tenant_id, idempotency_key)
+            existing = self._store.get_job(tenant_id, job_id)
+            if existing is not None:
+                return self._replay(existing, fingerprint, request)
+        else:
+            job_id, model_id = new_id("job"), new_id("mdl")
         if self._store.get_dataset(tenant_id, request.dataset_id) is None:
             raise NotFound(f"dataset {request.dataset_id} not found")
         try:
@@ -66,8 +85,6 @@ class JobService:
                 f"dataset {request.dataset_id} has {len(trainable_classes)} class(es) with training"
                 " images; a classifier needs at least 2"
             )
-        job_id, model_id = new_id("job"), new_id("mdl")
-        params = request.params.model_dump()
         job = Job(
             id=job_id,
             tenant_id=tenant_id,
@@ -75,9 +92,10 @@ class JobService:
             task=Task(request.task),
             dataset_id=request.dataset_id,
             model_id=model_id,
-            params={**params, "exports": exports},
+            params={**request.params.model_dump(), "exports": exports},
             webhook_url=request.webhook_url,
             epochs=request.params.epochs,
+            request_fingerprint=fingerprint,
         )
         model = Model(
             id=model_id,
@@ -89,30 +107,47 @@ class JobService:
             dataset_id=request.dataset_id,
             params=job.params,
         )
-        self._store.create_job(job, model)
+        try:
+            self._store.create_job(job, model)
+        except Conflict:  # the same key, concurrently: the other request recorded it first
+            raced = self._store.get_job(tenant_id, job_id)
+            if raced is None:
+                raise
+            return self._replay(raced, fingerprint, request)
+        self._launch(job, request)
+        return self.get(tenant_id, job_id)
+
+    def _replay(self, existing: Job, fingerprint: str, request: TrainJobRequest) -> Job:
+        if existing.request_fingerprint != fingerprint:
+            raise InvalidInput("Idempotency-Key was already used with a different request; use a new key")
+        if existing.launch_ref is None and existing.status is JobStatus.PENDING:
+            self._launch(existing, request)  # the first request was recorded but never launched
+        return self.get(existing.tenant_id, existing.id)
+
+    def _launch(self, job: Job, request: TrainJobRequest) -> None:
+        images = self._store.list_images(job.tenant_id, job.dataset_id)
         manifest = "".join(
             json.dumps({"path": f"images/{i.blob_key.rsplit('/', 1)[1]}", "label": i.label, "split": i.split})
             + "\n"
             for i in images
         )
         spec = LaunchSpec(
-            job_id=job_id,
+            job_id=job.id,
             container="trainer",
-            hyperparameters=to_hyperparameters(job_id, job.task.value, request.params, exports),
+            hyperparameters=to_hyperparameters(job.id, job.task.value, request.params, job.params["exports"]),
             channels={
                 "training": [
                     ChannelFile(i.blob_key, f"images/{i.blob_key.rsplit('/', 1)[1]}") for i in images
                 ]
             },
             channel_documents={"training": {"manifest.jsonl": manifest}},
-            model_prefix=model_prefix(tenant_id, model_id),
+            model_prefix=model_prefix(job.tenant_id, job.model_id),
         )
         try:
-            self._store.set_launch_ref(job_id, self._launcher.launch(spec))
+            self._store.set_launch_ref(job.id, self._launcher.launch(spec))
         except Exception as exc:
-            log.exception("launching job %s failed", job_id)
-            self.transition(job_id, JobStatus.FAILED, error=f"could not start the worker: {exc}")
-        return self.get(tenant_id, job_id)
+            log.exception("launching job %s failed", job.id)
+            self.transition(job.id, JobStatus.FAILED, error=f"could not start the worker: {exc}")
 
     def transition(self, job_id: str, target: JobStatus, *, error: str | None = None) -> Job | None:
         job = self._store.transition_job(job_id, target, error=error)

@@ -29,7 +29,7 @@ from ...domain import (
     allowed_predecessors,
     utcnow,
 )
-from ...errors import BadRequest, NotFound
+from ...errors import BadRequest, Conflict, NotFound
 from ...ports import Page
 
 R = TypeVar("R", bound=BaseModel)
@@ -81,6 +81,14 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
         return str(created_at), str(record_id)
     except (ValueError, TypeError) as exc:
         raise BadRequest(f"invalid pagination cursor {cursor!r}") from exc
+
+
+@contextmanager
+def _conflict_on_duplicate(message: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise Conflict(message) from exc
 
 
 def _ts(value: datetime) -> str:
@@ -257,7 +265,7 @@ class SqliteJobStore:
     # --- jobs and models ------------------------------------------------------------------
 
     def create_job(self, job: Job, model: Model) -> None:
-        with self._write() as conn:
+        with self._write() as conn, _conflict_on_duplicate(f"job {job.id} already exists"):
             conn.execute(
                 "INSERT INTO jobs (id, tenant_id, status, created_at, doc) VALUES (?, ?, ?, ?, ?)",
                 (job.id, job.tenant_id, job.status.value, _ts(job.created_at), job.model_dump_json()),
