@@ -6,6 +6,7 @@ and every store query is scoped by that id.
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,6 +22,28 @@ def utcnow() -> datetime:
 def new_id(prefix: str) -> str:
     """Short, URL-safe, unguessable ids with a type prefix (`job_…`, `ds_…`)."""
     return f"{prefix}_{secrets.token_hex(8)}"
+
+
+PLATFORM_NAME_PREFIX = "trainyard-"
+PLATFORM_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's rule, the strictest
+
+
+def platform_job_name(job_id: str) -> str:
+    """The name a launcher gives a run on SageMaker or Batch: deterministic, so it is the
+    platform-side idempotency key. SageMaker allows no `_`, so `job_ab12` → `trainyard-job-ab12`."""
+    name = PLATFORM_NAME_PREFIX + job_id.replace("_", "-")
+    if not PLATFORM_NAME.match(name):
+        raise ValueError(f"job id {job_id!r} cannot be made into a platform job name")
+    return name
+
+
+def job_id_from_platform_name(name: object) -> str | None:
+    """The inverse of platform_job_name for ids of the form `<type>_<hex>`; None for runs
+    that are not Trainyard's."""
+    if not isinstance(name, str) or not name.startswith(PLATFORM_NAME_PREFIX):
+        return None
+    kind, separator, token = name[len(PLATFORM_NAME_PREFIX) :].partition("-")
+    return f"{kind}_{token}" if separator and kind and token else None
 
 
 class JobStatus(StrEnum):

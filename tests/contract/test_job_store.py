@@ -1,5 +1,5 @@
-"""One behaviour suite for every JobStore adapter (SQLite here; DynamoDB joins with the AWS
-path). Conditional transitions are checked under concurrent writers too."""
+"""One behaviour suite for every JobStore adapter (SQLite, and DynamoDB on moto with the table
+built from template.yaml). Conditional transitions are checked under concurrent writers too."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.aws_fixtures import TEST_TABLE_NAME
 from tests.helpers import record_job
+from trainyard.adapters.aws.dynamodb_store import DynamoDbJobStore
 from trainyard.adapters.local.sqlite_store import SqliteJobStore
 from trainyard.domain import (
     Dataset,
@@ -22,14 +24,18 @@ from trainyard.domain import (
 from trainyard.errors import BadRequest
 from trainyard.ports import JobStore, iter_pages
 
-ADAPTERS: dict[str, Callable[[Path], JobStore]] = {
-    "sqlite": lambda tmp: SqliteJobStore(tmp / "store.db"),
+# Each adapter is built from the test's request (for the fixtures it needs) and a temp dir.
+ADAPTERS: dict[str, Callable[[pytest.FixtureRequest, Path], JobStore]] = {
+    "sqlite": lambda request, tmp: SqliteJobStore(tmp / "store.db"),
+    "dynamodb": lambda request, tmp: DynamoDbJobStore(
+        TEST_TABLE_NAME, client=request.getfixturevalue("dynamodb_client")
+    ),
 }
 
 
 @pytest.fixture(params=sorted(ADAPTERS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> JobStore:
-    return ADAPTERS[request.param](tmp_path)
+    return ADAPTERS[request.param](request, tmp_path)
 
 
 def make_job(store: JobStore, tenant: str = "t1") -> Job:

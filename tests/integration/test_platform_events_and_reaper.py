@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import record_job
 from trainyard.bootstrap import Services, bootstrap
-from trainyard.domain import Job, JobStatus, ModelStatus
+from trainyard.domain import Job, JobStatus, ModelStatus, platform_job_name
 from trainyard.settings import Settings
 
 MANIFEST = {
@@ -40,7 +40,7 @@ def finished_run(services: Services, job: Job, *, succeeded: bool, pid: int = 2*
 
 
 def sagemaker_event(job: Job, status: str, reason: str | None = None) -> dict[str, object]:
-    detail: dict[str, object] = {"TrainingJobName": f"trainyard-{job.id}", "TrainingJobStatus": status}
+    detail: dict[str, object] = {"TrainingJobName": platform_job_name(job.id), "TrainingJobStatus": status}
     if reason:
         detail["FailureReason"] = reason
     return detail
@@ -71,7 +71,7 @@ def test_sagemaker_completed_persists_the_model_and_succeeds(services: Services)
         (
             "aws.batch",
             lambda j: {
-                "jobName": f"trainyard-{j.id}",
+                "jobName": platform_job_name(j.id),
                 "status": "FAILED",
                 "statusReason": "Essential container in task exited",
             },
@@ -99,7 +99,7 @@ def test_events_for_other_names_are_ignored(services: Services) -> None:
 def test_success_without_artifacts_fails_with_a_reason(services: Services) -> None:
     job = record_job(services.store)
     services.platform_events.handle_state_change(
-        "aws.batch", {"jobName": f"trainyard-{job.id}", "status": "SUCCEEDED"}
+        "aws.batch", {"jobName": platform_job_name(job.id), "status": "SUCCEEDED"}
     )
     current = services.jobs.get("default", job.id)
     assert current.status is JobStatus.FAILED and "unreadable" in (current.error or "")

@@ -26,6 +26,11 @@ from .contract import (
 from .dataset import load_dataset
 from .errors import TrainerError
 from .events import ProgressEmitter, Status
+from .model_upload import (
+    download_inputs_from_environment,
+    upload_model_from_environment,
+    write_hyperparameters,
+)
 from .weights import resolve_imagenet_weights
 
 log = logging.getLogger("trainer")
@@ -79,6 +84,10 @@ def run_job(
     ensure_writable_directory(paths.model_dir)
     if config.seed is None:
         raise ValueError("run_job needs a resolved seed (contract.with_resolved_seed)")
+    # On AWS Batch no platform fills the channel dir; the container fetches its snapshot.
+    downloaded = download_inputs_from_environment(environ, paths.training_channel)
+    if downloaded:
+        log.info("downloaded %d input files to %s", downloaded, paths.training_channel)
     dataset = load_dataset(
         paths.training_channel, config.image_size, config.validation_split, config.seed
     )
@@ -133,6 +142,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         # A failure file left by an earlier attempt in the same directory is not ours.
         with contextlib.suppress(FileNotFoundError):
             paths.failure_file.unlink()
+        # On AWS Batch the hyperparameters come in the environment, not as SageMaker's file.
+        write_hyperparameters(env, paths.hyperparameters_file)
         hyperparameters = read_hyperparameters(paths.hyperparameters_file)
         job_id = hyperparameters.get("job_id")
         if isinstance(job_id, str) and job_id:
@@ -144,6 +155,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if given.seed is None:
             log.info("no seed given: using seed %d (set it to reproduce this run)", config.seed)
         run_job(config, paths, emitter, env)
+        # Last: the platform persists the model only after exit 0, and on Batch that means
+        # the upload must have finished before the process ends.
+        uploaded = upload_model_from_environment(env, paths.model_dir)
+        if uploaded:
+            log.info("uploaded %d model files", len(uploaded))
     except Exception as error:
         reason = failure_reason(error)
         # Tracebacks only for the unexpected; a user error is fully said by its reason.

@@ -12,29 +12,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..domain import Job
+from ..domain import Job, job_id_from_platform_name
 from ..ports import JobLauncher, JobStore
 from .job_events import JobEventsService
 from .jobs import model_prefix
 
 log = logging.getLogger(__name__)
 
-JOB_NAME_PREFIX = "trainyard-"
-
 # native status → (terminal?, succeeded?)
 SAGEMAKER_STATUSES = {"Completed": (True, True), "Failed": (True, False), "Stopped": (True, False)}
 BATCH_STATUSES = {"SUCCEEDED": (True, True), "FAILED": (True, False)}
-
-
-def platform_job_name(job_id: str) -> str:
-    """The deterministic name a launcher gives the run: the platform's idempotency key."""
-    return f"{JOB_NAME_PREFIX}{job_id}"
-
-
-def job_id_from_name(name: object) -> str | None:
-    if isinstance(name, str) and name.startswith(JOB_NAME_PREFIX):
-        return name[len(JOB_NAME_PREFIX) :]
-    return None
 
 
 class PlatformEventsService:
@@ -55,7 +42,7 @@ class PlatformEventsService:
         else:
             log.warning("ignoring a state change from unknown source %s", source)
             return
-        job_id = job_id_from_name(name)
+        job_id = job_id_from_platform_name(name)
         if job_id is None or not terminal:
             return
         job = self._store.get_job_any_tenant(job_id)
