@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .adapters.local.disk_blobs import DiskBlobStore
 from .adapters.local.event_bus import InProcessEventBus
@@ -18,7 +17,7 @@ from .adapters.local.subprocess_launcher import (
     ContainerCommand,
     SubprocessLauncher,
 )
-from .ports import BlobStore, EventBus, JobStore
+from .ports import BlobStore, EventBus, JobLauncher, JobStore, SecretStore
 from .services.archives import ArchiveLimits
 from .services.datasets import DatasetService
 from .services.job_events import JobEventsService
@@ -38,7 +37,7 @@ class Services:
     store: JobStore
     blobs: BlobStore
     bus: EventBus
-    launcher: SubprocessLauncher
+    launcher: JobLauncher
     tenants: TenantService
     datasets: DatasetService
     jobs: JobService
@@ -54,7 +53,8 @@ class Services:
         """What a long-running local stack does besides answering requests: settle jobs left
         over from a previous run, follow running workers, deliver webhooks."""
         self.jobs.settle_unlaunched()
-        self.launcher.reattach(self.store.list_unfinished_jobs())
+        if isinstance(self.launcher, SubprocessLauncher):  # only local workers can be re-attached
+            self.launcher.reattach(self.store.list_unfinished_jobs())
         for target, name in ((self.webhooks.run_worker, "webhooks"), (self._run_reaper, "reaper")):
             worker = threading.Thread(target=target, name=name, daemon=True)
             worker.start()
@@ -74,12 +74,22 @@ class Services:
             thread.join(timeout=5)
 
 
+@dataclass(frozen=True)
+class Adapters:
+    store: JobStore
+    blobs: BlobStore
+    bus: EventBus
+    launcher: JobLauncher
+    secrets: SecretStore
+
+
 def bootstrap(settings: Settings) -> Services:
-    if settings.backend != "local":
-        raise NotImplementedError("the AWS backend's adapters are built in issue 3")
-    home = settings.home.resolve()
-    settings = settings.model_copy(update={"home": home})
-    store = SqliteJobStore(settings.database_path)
+    settings = settings.model_copy(update={"home": settings.home.resolve()})
+    adapters = _aws_adapters(settings) if settings.backend == "aws" else _local_adapters(settings)
+    return _wire(settings, adapters)
+
+
+def _local_adapters(settings: Settings) -> Adapters:
     blobs = DiskBlobStore(settings.blob_root)
     bus = InProcessEventBus()
     launcher = SubprocessLauncher(
@@ -90,17 +100,81 @@ def bootstrap(settings: Settings) -> Services:
         weights_dir=settings.weights_dir,
         cancel_grace_seconds=settings.cancel_grace_seconds,
     )
+    return Adapters(
+        store=SqliteJobStore(settings.database_path),
+        blobs=blobs,
+        bus=bus,
+        launcher=launcher,
+        secrets=FileSecretStore(settings.home / "secrets.json"),
+    )
+
+
+def _aws_adapters(settings: Settings) -> Adapters:
+    # Imported here: the local stack never loads the AWS adapters (nor boto3 through them).
+    from .adapters.aws.batch_launcher import BatchLauncher
+    from .adapters.aws.dynamodb_store import DynamoDbJobStore
+    from .adapters.aws.eventbridge import EventBridgeBus
+    from .adapters.aws.s3_blobs import S3BlobStore
+    from .adapters.aws.sagemaker_launcher import SageMakerLauncher
+    from .adapters.aws.secrets_manager import SecretsManagerStore
+    from .adapters.routed_blobs import RoutedBlobStore
+
+    region = settings.aws_region
+    cache = settings.home / "blob-cache"
+    artifacts = S3BlobStore(settings.artifacts_bucket, cache_dir=cache / "artifacts", region_name=region)
+    blobs = RoutedBlobStore(
+        S3BlobStore(settings.datasets_bucket, cache_dir=cache / "datasets", region_name=region), artifacts
+    )
+    store = DynamoDbJobStore(settings.table_name)
+    launcher: JobLauncher
+    if settings.launcher == "batch":
+        launcher = BatchLauncher(
+            job_queue=settings.batch_job_queue,
+            job_definition=settings.batch_job_definition,
+            artifacts_bucket=settings.artifacts_bucket,
+            datasets_bucket=settings.datasets_bucket,
+            event_bus_name=settings.event_bus_name,
+            max_runtime_seconds=settings.max_runtime_seconds,
+            blobs=artifacts,
+            intent_recorder=store.set_launch_ref,
+        )
+    else:
+        launcher = SageMakerLauncher(
+            artifacts,
+            image_uri=settings.trainer_image_uri,
+            role_arn=settings.sagemaker_role_arn,
+            instance_type=settings.instance_type,
+            use_spot=settings.use_spot,
+            max_runtime_seconds=settings.max_runtime_seconds,
+            max_wait_seconds=settings.max_wait_seconds,
+            artifacts_bucket=settings.artifacts_bucket,
+            datasets_bucket=settings.datasets_bucket,
+            event_bus_name=settings.event_bus_name,
+        )
+    return Adapters(
+        store=store,
+        blobs=blobs,
+        bus=EventBridgeBus(settings.event_bus_name, region_name=region),
+        launcher=launcher,
+        secrets=SecretsManagerStore(settings.secrets_prefix, region_name=region),
+    )
+
+
+def _wire(settings: Settings, adapters: Adapters) -> Services:
+    store, blobs, bus, launcher = adapters.store, adapters.blobs, adapters.bus, adapters.launcher
     jobs = JobService(store, launcher, bus)
     job_events = JobEventsService(store, blobs, jobs)
     platform_events = PlatformEventsService(store, launcher, job_events)
     predictor = Predictor(blobs, settings.predict_cache_size, settings.max_image_pixels)
     webhooks = WebhookService(
         store,
-        FileSecretStore(Path(home) / "secrets.json"),
+        adapters.secrets,
         max_attempts=settings.webhook_max_attempts,
         backoff_seconds=settings.webhook_backoff_seconds,
         timeout_seconds=settings.webhook_timeout_seconds,
     )
+    # In process these are the bus's routes; on AWS, EventBridge rules in template.yaml route
+    # the same detail-types to the job_events and webhooks functions.
     bus.subscribe(PROGRESS, job_events.handle_progress)
     bus.subscribe(WORKER_EXIT, job_events.handle_worker_exit)
     bus.subscribe(STATUS_CHANGED, webhooks.on_job_status_changed)
