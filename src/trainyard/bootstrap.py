@@ -27,6 +27,7 @@ from .services.platform_events import PlatformEventsService
 from .services.prediction import Predictor
 from .services.reaper import ReaperService
 from .services.tenants import TenantService
+from .services.uploads import ApiUploadTransport, PresignedPostTransport, UploadService, UploadTransport
 from .services.webhooks import WebhookService
 from .settings import Settings
 
@@ -46,6 +47,7 @@ class Services:
     reaper: ReaperService
     models: ModelService
     webhooks: WebhookService
+    uploads: UploadService
     _threads: list[threading.Thread] = field(default_factory=list)
     _stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -81,6 +83,7 @@ class Adapters:
     bus: EventBus
     launcher: JobLauncher
     secrets: SecretStore
+    upload_transport: UploadTransport  # how clients send uploads too large for one request
 
 
 def bootstrap(settings: Settings) -> Services:
@@ -106,6 +109,7 @@ def _local_adapters(settings: Settings) -> Adapters:
         bus=bus,
         launcher=launcher,
         secrets=FileSecretStore(settings.home / "secrets.json"),
+        upload_transport=ApiUploadTransport(),
     )
 
 
@@ -122,9 +126,8 @@ def _aws_adapters(settings: Settings) -> Adapters:
     region = settings.aws_region
     cache = settings.home / "blob-cache"
     artifacts = S3BlobStore(settings.artifacts_bucket, cache_dir=cache / "artifacts", region_name=region)
-    blobs = RoutedBlobStore(
-        S3BlobStore(settings.datasets_bucket, cache_dir=cache / "datasets", region_name=region), artifacts
-    )
+    datasets_bucket = S3BlobStore(settings.datasets_bucket, cache_dir=cache / "datasets", region_name=region)
+    blobs = RoutedBlobStore(datasets_bucket, artifacts)
     store = DynamoDbJobStore(settings.table_name)
     launcher: JobLauncher
     if settings.launcher == "batch":
@@ -157,6 +160,7 @@ def _aws_adapters(settings: Settings) -> Adapters:
         bus=EventBridgeBus(settings.event_bus_name, region_name=region),
         launcher=launcher,
         secrets=SecretsManagerStore(settings.secrets_prefix, region_name=region),
+        upload_transport=PresignedPostTransport(datasets_bucket),
     )
 
 
@@ -186,6 +190,13 @@ def _wire(settings: Settings, adapters: Adapters) -> Services:
         settings.max_image_pixels,
         settings.min_images_per_class,
     )
+    uploads = UploadService(
+        blobs,
+        adapters.upload_transport,
+        datasets,
+        max_upload_bytes=settings.max_upload_bytes,
+        expires_seconds=settings.presign_seconds,
+    )
     return Services(
         settings=settings,
         store=store,
@@ -200,4 +211,5 @@ def _wire(settings: Settings, adapters: Adapters) -> Services:
         reaper=ReaperService(store, launcher, platform_events, settings.reaper_stale_seconds),
         models=ModelService(store, blobs, predictor),
         webhooks=webhooks,
+        uploads=uploads,
     )

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from .. import __version__
 from ..bootstrap import Services
-from . import routes_datasets, routes_jobs, routes_models
+from . import routes_datasets, routes_jobs, routes_models, routes_uploads
 from .deps import ServicesDep, TenantDep
 from .errors import install_error_handlers
 
@@ -30,6 +30,7 @@ def create_app(services: Services, *, background_work: bool = False) -> FastAPI:
 
     app = FastAPI(title="Trainyard", version=__version__, lifespan=lifespan)
     app.state.services = services
+    app.state.uploads = services.uploads
     install_error_handlers(app)
 
     @app.get("/v1/health", tags=["health"])
@@ -51,4 +52,5 @@ def create_app(services: Services, *, background_work: bool = False) -> FastAPI:
     app.include_router(routes_datasets.router)
     app.include_router(routes_jobs.router)
     app.include_router(routes_models.router)
+    app.include_router(routes_uploads.router)
     return app

@@ -19,6 +19,7 @@ from .deps import (
     remove_quietly,
     spool_upload,
 )
+from .routes_uploads import dataset_from_upload_request
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -33,6 +34,16 @@ UPLOAD_BODY = {
     "requestBody": {
         "required": True,
         "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["name", "upload_id"],
+                    "properties": {
+                        "name": {"type": "string", "maxLength": 200},
+                        "upload_id": {"type": "string", "description": "from POST /v1/uploads"},
+                    },
+                }
+            },
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
@@ -46,7 +57,7 @@ UPLOAD_BODY = {
                         },
                     },
                 }
-            }
+            },
         },
     }
 }
@@ -58,6 +69,9 @@ UPLOAD_BODY = {
     "", status_code=201, summary="Upload a .zip or .tar.gz of class folders", openapi_extra=UPLOAD_BODY
 )
 async def create_dataset(request: Request, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+    if request.headers.get("content-type", "").startswith("application/json"):
+        # {"name", "upload_id"}: the archive was sent beforehand through POST /v1/uploads
+        return public_dataset(await dataset_from_upload_request(request, tenant))
     limit = services.settings.max_upload_bytes
     check_declared_size(request, limit + 64 * 1024)
     form = await multipart_form(request)

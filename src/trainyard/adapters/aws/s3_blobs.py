@@ -70,6 +70,9 @@ class S3BlobStore:
         self._region_name = region_name
         self._client_lock = threading.Lock()
         self._cache_dir = cache_dir
+        # A cached copy and its ETag file are two writes; one download at a time keeps them
+        # from two different versions of the blob (Lambda serves one request at a time anyway).
+        self._cache_lock = threading.Lock()
 
     @property
     def bucket(self) -> str:
@@ -155,6 +158,10 @@ class S3BlobStore:
         with the cached ETag), so an overwritten blob is fetched again and an unchanged one
         costs one request and no transfer."""
         key = checked_key(key)
+        with self._cache_lock:
+            return self._refresh_cached(key)
+
+    def _refresh_cached(self, key: str) -> Path:
         target, etag_file = self._cache_paths(key)
         request: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
         if target.is_file() and etag_file.is_file():

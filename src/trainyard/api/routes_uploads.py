@@ -1,0 +1,142 @@
+"""Uploads: ask where to send a large file, then (local backend only) send it here.
+
+The UploadService is `request.app.state.uploads`, set by create_app next to
+`app.state.services`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urljoin
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+
+from ..domain import Dataset
+from ..errors import InvalidInput, PayloadTooLarge
+from ..services.uploads import UploadService
+from .deps import ServicesDep, TenantDep, check_declared_size, read_json_body, remove_quietly
+
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+
+# The JSON bodies here are a few short fields; nothing legitimate comes near this.
+MAX_JSON_BODY_BYTES = 16 * 1024
+
+
+def get_uploads(request: Request) -> UploadService:
+    uploads: UploadService = request.app.state.uploads
+    return uploads
+
+
+UploadsDep = Annotated[UploadService, Depends(get_uploads)]
+
+
+def _only_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(unknown)}")
+
+
+CREATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["filename", "size_bytes"],
+                    "properties": {
+                        "filename": {"type": "string", "maxLength": 255},
+                        "size_bytes": {"type": "integer", "minimum": 1},
+                        "purpose": {"type": "string", "enum": ["dataset"]},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Start an upload; the answer says where to send the file (method, url, fields)",
+    openapi_extra=CREATE_BODY,
+)
+async def create_upload(request: Request, uploads: UploadsDep, tenant: TenantDep) -> dict[str, Any]:
+    body = await read_json_body(request, MAX_JSON_BODY_BYTES)
+    _only_fields(body, {"filename", "size_bytes", "purpose"})
+    filename, size_bytes, purpose = (
+        body.get("filename"),
+        body.get("size_bytes"),
+        body.get("purpose", "dataset"),
+    )
+    if not isinstance(filename, str):
+        raise InvalidInput("filename: a string is required")
+    if not isinstance(size_bytes, int) or isinstance(size_bytes, bool):
+        raise InvalidInput("size_bytes: an integer is required")
+    if not isinstance(purpose, str):
+        raise InvalidInput("purpose: must be a string")
+    instructions = await run_in_threadpool(uploads.create, tenant, filename, size_bytes, purpose)
+    # The API transport answers with a path on this API; clients need a whole URL.
+    instructions["url"] = urljoin(str(request.base_url), instructions["url"])
+    return instructions
+
+
+async def spool_request_body(request: Request, directory: Path, limit: int) -> Path:
+    """Stream the raw request body to a temporary file, stopping at `limit` bytes (a
+    chunked body declares no length, so the cap is enforced while reading)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=directory, prefix="upload-", delete=False)
+    path = Path(handle.name)
+    written = 0
+    try:
+        with handle:
+            async for chunk in request.stream():
+                written += len(chunk)
+                if written > limit:
+                    raise PayloadTooLarge(f"the upload is over its {limit}-byte limit")
+                handle.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+@router.put(
+    "/{upload_id}",
+    summary="Send an upload's bytes as the raw body (local backend; on AWS use the presigned POST)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def send_upload_bytes(
+    upload_id: str, request: Request, services: ServicesDep, uploads: UploadsDep, tenant: TenantDep
+) -> dict[str, Any]:
+    upload = await run_in_threadpool(uploads.accept_api_upload, tenant, upload_id)
+    check_declared_size(request, upload.max_bytes)
+    spooled = await spool_request_body(request, services.settings.tmp_root, upload.max_bytes)
+    try:
+        size = spooled.stat().st_size
+        await run_in_threadpool(uploads.store_api_upload, tenant, upload_id, spooled)
+    finally:
+        remove_quietly(spooled)
+    return {"upload_id": upload_id, "size_bytes": size}
+
+
+async def dataset_from_upload_request(request: Request, tenant: str) -> Dataset:
+    """The JSON form of POST /v1/datasets: {"name": ..., "upload_id": ...} names a finished
+    upload instead of carrying the archive."""
+    body = await read_json_body(request, MAX_JSON_BODY_BYTES)
+    _only_fields(body, {"name", "upload_id"})
+    name, upload_id = body.get("name"), body.get("upload_id")
+    if not isinstance(name, str):
+        raise InvalidInput("name: a string is required")
+    if not isinstance(upload_id, str):
+        raise InvalidInput("upload_id: a string is required (the id POST /v1/uploads returned)")
+    return await run_in_threadpool(get_uploads(request).create_dataset, tenant, name, upload_id)
