@@ -83,3 +83,64 @@ class SerializedClient:
                 return attribute(*args, **kwargs)
 
         return serialized
+
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": TEST_REGION,
+}
+
+
+def use_fake_credentials(monkeypatch: Any) -> None:
+    """Nothing in a test may reach a real account: fake keys, a fixed region, no profile."""
+    for name, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def create_batch_environment(queue: str, definition: str, image: str = "trainyard-trainer:1") -> Any:
+    """A managed compute environment, a job queue and the trainer's job definition on moto
+    (run under mock_aws(config={"batch": {"use_docker": False}}): there is no Docker here)."""
+    import boto3
+
+    iam = boto3.client("iam", region_name=TEST_REGION)
+    ec2 = boto3.client("ec2", region_name=TEST_REGION)
+    client = boto3.client("batch", region_name=TEST_REGION)
+    service_role = iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    instance_profile = iam.create_instance_profile(InstanceProfileName="batch-instance")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="batch", Description="batch", VpcId=vpc)["GroupId"]
+    environment = client.create_compute_environment(
+        computeEnvironmentName="trainyard-compute",
+        type="MANAGED",
+        state="ENABLED",
+        computeResources={
+            "type": "EC2",
+            "minvCpus": 0,
+            "maxvCpus": 4,
+            "desiredvCpus": 0,
+            "instanceTypes": ["optimal"],
+            "subnets": [subnet],
+            "securityGroupIds": [group],
+            "instanceRole": instance_profile["InstanceProfile"]["Arn"],
+        },
+        serviceRole=service_role,
+    )["computeEnvironmentArn"]
+    client.create_job_queue(
+        jobQueueName=queue,
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
+    )
+    client.register_job_definition(
+        jobDefinitionName=definition,
+        type="container",
+        containerProperties={"image": image, "vcpus": 1, "memory": 512,
+                             "command": ["python", "-m", "trainer", "train"]},
+    )  # fmt: skip
+    return client

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,12 @@ from fastapi.testclient import TestClient
 from trainyard.api.app import create_app
 from trainyard.bootstrap import Services, bootstrap
 from trainyard.settings import Settings
+
+# Powertools reads these when a function module is imported (as Lambda sets them before its
+# import); tests import the functions at collection, so they are set before that.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "trainyard")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "TrainyardTest")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The ports: what the services need from the outside world. Adapters implement them.
 
-| port        | local adapter                  | AWS adapter (issue 3)          |
+| port        | local adapter                  | AWS adapter                    |
 |-------------|--------------------------------|--------------------------------|
 | JobStore    | SQLite (WAL)                   | DynamoDB single table          |
 | BlobStore   | a directory                    | S3                             |

@@ -12,6 +12,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from tests.aws_fixtures import create_batch_environment, use_fake_credentials
 from trainyard.adapters.aws.batch_launcher import BatchLauncher
 from trainyard.domain import platform_job_name
 from trainyard.ports import ChannelFile, LaunchSpec, LaunchState, LaunchStatus
@@ -40,13 +41,7 @@ class BucketBlobs:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_fake_credentials(monkeypatch)
     with mock_aws(config={"batch": {"use_docker": False}}):
         yield
 
@@ -62,44 +57,7 @@ def s3(aws: None) -> Any:
 
 @pytest.fixture
 def batch(aws: None) -> Any:
-    """A managed compute environment, a queue and the trainer's job definition."""
-    iam = boto3.client("iam", region_name="us-east-1")
-    ec2 = boto3.client("ec2", region_name="us-east-1")
-    client = boto3.client("batch", region_name="us-east-1")
-    service_role = iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    instance_profile = iam.create_instance_profile(InstanceProfileName="batch-instance")
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
-    group = ec2.create_security_group(GroupName="batch", Description="batch", VpcId=vpc)["GroupId"]
-    environment = client.create_compute_environment(
-        computeEnvironmentName="trainyard-compute",
-        type="MANAGED",
-        state="ENABLED",
-        computeResources={
-            "type": "EC2",
-            "minvCpus": 0,
-            "maxvCpus": 4,
-            "desiredvCpus": 0,
-            "instanceTypes": ["optimal"],
-            "subnets": [subnet],
-            "securityGroupIds": [group],
-            "instanceRole": instance_profile["InstanceProfile"]["Arn"],
-        },
-        serviceRole=service_role,
-    )["computeEnvironmentArn"]
-    client.create_job_queue(
-        jobQueueName=QUEUE,
-        state="ENABLED",
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
-    )
-    client.register_job_definition(
-        jobDefinitionName=DEFINITION,
-        type="container",
-        containerProperties={"image": "trainyard-trainer:1", "vcpus": 1, "memory": 512,
-                             "command": ["python", "-m", "trainer", "train"]},
-    )  # fmt: skip
-    return client
+    return create_batch_environment(QUEUE, DEFINITION)
 
 
 def make_launcher(s3: Any, batch: Any, intents: list[tuple[str, str]] | None = None) -> BatchLauncher:

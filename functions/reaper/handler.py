@@ -1,0 +1,43 @@
+"""Lambda entry point of `reaper` (EventBridge schedule, every 5 minutes): settles the
+unfinished jobs whose terminal event never came, by asking the platform about them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+if TYPE_CHECKING:
+    from trainyard.bootstrap import Services
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+_services: Services | None = None
+
+
+def services() -> Services:
+    """The composition root's services, built on the first run of this container."""
+    global _services
+    if _services is None:
+        from trainyard.bootstrap import bootstrap
+        from trainyard.settings import Settings
+
+        _services = bootstrap(Settings())
+    return _services
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
+@tracer.capture_lambda_handler
+@event_source(data_class=EventBridgeEvent)
+def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    report = services().reaper.run()
+    metrics.add_metric(name="jobs_reaped", unit=MetricUnit.Count, value=len(report.settled))
+    if report.settled:
+        logger.info("settled jobs whose terminal event never came", settled=report.settled)
+    return {"examined": report.examined, "settled": report.settled}
