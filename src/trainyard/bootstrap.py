@@ -209,7 +209,7 @@ def _wire(settings: Settings, adapters: Adapters) -> Services:
         job_events=job_events,
         platform_events=platform_events,
         reaper=ReaperService(store, launcher, platform_events, settings.reaper_stale_seconds),
-        models=ModelService(store, blobs, predictor),
+        models=ModelService(store, blobs, predictor, settings.presign_seconds),
         webhooks=webhooks,
         uploads=uploads,
     )

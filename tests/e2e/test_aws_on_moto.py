@@ -239,6 +239,11 @@ def test_a_job_runs_end_to_end_on_the_aws_path(stack: AwsStack) -> None:
         assert stack.api.get(f"/v1/jobs/{job_id}").json()["status"] == "SUCCEEDED"
         model = stack.api.get(f"/v1/models/{created['model_id']}").json()
         assert model["status"] == "ready" and model["exports"] == ["onnx"]
+        export = stack.api.get(f"/v1/models/{created['model_id']}/exports/onnx", follow_redirects=False)
+        assert export.status_code == 307  # straight from S3, presigned, not through the function
+        location = export.headers["location"]
+        assert ARTIFACTS in location and f"models/{created['model_id']}/model.onnx" in location
+        assert "Signature" in location or "X-Amz-Signature" in location
 
         changes = [c for c in stack.status_changes() if c["detail"]["status"] == "SUCCEEDED"]
         assert len(changes) == 1

@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
 
 from ..errors import BadRequest, InvalidInput
 from ..services.images import decode_base64_image
@@ -39,10 +39,19 @@ def delete_model(model_id: str, services: ServicesDep, tenant: TenantDep) -> Non
     services.models.delete(tenant, model_id)
 
 
-@router.get("/{model_id}/exports/{fmt}", summary="Download an export: keras, onnx or tflite")
-def download_export(model_id: str, fmt: str, services: ServicesDep, tenant: TenantDep) -> FileResponse:
-    path, name = services.models.export_file(tenant, model_id, fmt)
-    return FileResponse(path, media_type=EXPORT_MEDIA_TYPES[fmt], filename=f"{model_id}-{name}")
+@router.get(
+    "/{model_id}/exports/{fmt}",
+    summary="Download an export: keras, onnx or tflite (on AWS: a 307 to a presigned S3 URL)",
+    response_model=None,
+)
+def download_export(
+    model_id: str, fmt: str, services: ServicesDep, tenant: TenantDep
+) -> FileResponse | RedirectResponse:
+    location = services.models.export_location(tenant, model_id, fmt)
+    if location.url is not None:
+        return RedirectResponse(location.url, status_code=307)
+    assert location.path is not None
+    return FileResponse(location.path, media_type=EXPORT_MEDIA_TYPES[fmt], filename=location.filename)
 
 
 def _top_k(value: object) -> int:

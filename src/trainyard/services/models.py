@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,21 @@ EXPORT_MEDIA_TYPES = {
 }
 
 
+@dataclass(frozen=True)
+class ExportLocation:
+    filename: str
+    url: str | None = None
+    path: Path | None = None
+
+
 class ModelService:
-    def __init__(self, store: JobStore, blobs: BlobStore, predictor: Predictor) -> None:
+    def __init__(
+        self, store: JobStore, blobs: BlobStore, predictor: Predictor, presign_seconds: int = 3600
+    ) -> None:
         self._store = store
         self._blobs = blobs
         self._predictor = predictor
+        self._presign_seconds = presign_seconds
 
     def get(self, tenant_id: str, model_id: str) -> Model:
         model = self._store.get_model(tenant_id, model_id)
@@ -46,14 +57,21 @@ class ModelService:
     def plot_loss(self, model: Model) -> str:
         return base64.b64encode(loss_plot_png(self._store.list_epochs(model.job_id))).decode()
 
-    def export_file(self, tenant_id: str, model_id: str, fmt: str) -> tuple[Path, str]:
+    def export_location(self, tenant_id: str, model_id: str, fmt: str) -> ExportLocation:
+        """Where a client gets an export: a presigned URL when the blob store has them (S3:
+        the bytes never pass through the API function, whose responses are capped at 6 MB),
+        else a local file the API streams."""
         model = self.get(tenant_id, model_id)
         if fmt not in EXPORT_MEDIA_TYPES:
             raise NotFound(f"unknown export format {fmt!r}; formats: {', '.join(EXPORT_MEDIA_TYPES)}")
         if model.status is not ModelStatus.READY or fmt not in model.exports:
             raise NotFound(f"model {model_id} has no {fmt} export (exports: {model.exports or 'none'})")
-        name = model.manifest["exports"][fmt]
-        return self._blobs.local_path(model_prefix(tenant_id, model_id) + name), name
+        key = model_prefix(tenant_id, model_id) + model.manifest["exports"][fmt]
+        filename = f"{model_id}-{model.manifest['exports'][fmt]}"
+        url = self._blobs.presigned_get_url(key, self._presign_seconds, filename)
+        if url is not None:
+            return ExportLocation(filename, url=url)
+        return ExportLocation(filename, path=self._blobs.local_path(key))
 
     def predict(self, tenant_id: str, model_id: str, image: bytes, top_k: int) -> dict[str, Any]:
         model = self.get(tenant_id, model_id)
