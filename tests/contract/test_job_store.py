@@ -21,7 +21,7 @@ from trainyard.domain import (
     JobStatus,
     WebhookDelivery,
 )
-from trainyard.errors import BadRequest
+from trainyard.errors import BadRequest, Conflict
 from trainyard.ports import JobStore, iter_pages
 
 # Each adapter is built from the test's request (for the fixtures it needs) and a temp dir.
@@ -173,3 +173,13 @@ def test_deliveries_are_created_once_per_id(store: JobStore) -> None:
     assert [d.id for d in store.due_deliveries(10)] == ["msg_1"]
     assert [d.id for d in store.list_deliveries("t1", "job_1")] == ["msg_1"]
     assert store.list_deliveries("t2", "job_1") == []
+
+
+def test_a_second_job_with_the_same_id_is_a_conflict(store: JobStore) -> None:
+    # Job ids can derive from an idempotency key: two racing requests must not both record one.
+    job = make_job(store)
+    model = store.get_model("t1", job.model_id)
+    assert model is not None
+    with pytest.raises(Conflict):
+        store.create_job(job, model)
+    assert [j.id for j in store.list_jobs("t1", 10, None).items] == [job.id]
