@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -84,23 +85,35 @@ async def multipart_form(request: Request) -> FormData:
         raise BadRequest(f"unreadable multipart body: {exc}") from exc
 
 
-async def spool_upload(upload: UploadFile, directory: Path, limit: int) -> Path:
-    """Copy an uploaded file to disk, stopping at `limit` bytes."""
+async def spool_chunks(chunks: AsyncIterator[bytes], directory: Path, limit: int, what: str) -> Path:
+    """Write streamed bytes to a temporary file, stopping at `limit` bytes: the cap holds while
+    reading, so a body that declares no length (or lies about it) cannot fill the disk. On any
+    error the partial file is removed."""
     directory.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(dir=directory, prefix="upload-", delete=False)
     path = Path(handle.name)
     written = 0
     try:
         with handle:
-            while chunk := await upload.read(1024 * 1024):
+            async for chunk in chunks:
                 written += len(chunk)
                 if written > limit:
-                    raise PayloadTooLarge(f"file {upload.filename!r} is over the {limit}-byte limit")
+                    raise PayloadTooLarge(f"{what} is over the {limit}-byte limit")
                 handle.write(chunk)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return path
+
+
+async def spool_upload(upload: UploadFile, directory: Path, limit: int) -> Path:
+    """Copy a multipart file field to disk, stopping at `limit` bytes."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while chunk := await upload.read(1024 * 1024):
+            yield chunk
+
+    return await spool_chunks(chunks(), directory, limit, f"file {upload.filename!r}")
 
 
 def remove_quietly(path: Path) -> None:

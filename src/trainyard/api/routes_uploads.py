@@ -6,8 +6,6 @@ The UploadService is `request.app.state.uploads`, set by create_app next to
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urljoin
 
@@ -15,9 +13,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from ..domain import Dataset
-from ..errors import InvalidInput, PayloadTooLarge
+from ..errors import InvalidInput
 from ..services.uploads import UploadService
-from .deps import ServicesDep, TenantDep, check_declared_size, read_json_body, remove_quietly
+from .deps import ServicesDep, TenantDep, check_declared_size, read_json_body, remove_quietly, spool_chunks
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
@@ -85,26 +83,6 @@ async def create_upload(request: Request, uploads: UploadsDep, tenant: TenantDep
     return instructions
 
 
-async def spool_request_body(request: Request, directory: Path, limit: int) -> Path:
-    """Stream the raw request body to a temporary file, stopping at `limit` bytes (a
-    chunked body declares no length, so the cap is enforced while reading)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=directory, prefix="upload-", delete=False)
-    path = Path(handle.name)
-    written = 0
-    try:
-        with handle:
-            async for chunk in request.stream():
-                written += len(chunk)
-                if written > limit:
-                    raise PayloadTooLarge(f"the upload is over its {limit}-byte limit")
-                handle.write(chunk)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
-
-
 @router.put(
     "/{upload_id}",
     summary="Send an upload's bytes as the raw body (local backend; on AWS use the presigned POST)",
@@ -120,7 +98,7 @@ async def send_upload_bytes(
 ) -> dict[str, Any]:
     upload = await run_in_threadpool(uploads.accept_api_upload, tenant, upload_id)
     check_declared_size(request, upload.max_bytes)
-    spooled = await spool_request_body(request, services.settings.tmp_root, upload.max_bytes)
+    spooled = await spool_chunks(request.stream(), services.settings.tmp_root, upload.max_bytes, "the upload")
     try:
         size = spooled.stat().st_size
         await run_in_threadpool(uploads.store_api_upload, tenant, upload_id, spooled)
