@@ -18,12 +18,13 @@ from samtranslator.translator.transform import transform
 from tests.aws_fixtures import TEMPLATE_PATH
 from trainyard.settings import Settings
 
+# each function ships only its folder (CodeUri functions/<name>/), so its handler is top level
 FUNCTIONS = {
-    "ApiFunction": "functions/api/handler.handler",
-    "AuthorizerFunction": "functions/authorizer/handler.handler",
-    "JobEventsFunction": "functions/job_events/handler.handler",
-    "WebhooksFunction": "functions/webhooks/handler.handler",
-    "ReaperFunction": "functions/reaper/handler.handler",
+    "ApiFunction": "handler.handler",
+    "AuthorizerFunction": "handler.handler",
+    "JobEventsFunction": "handler.handler",
+    "WebhooksFunction": "handler.handler",
+    "ReaperFunction": "handler.handler",
 }
 # environment variables the functions get that Settings does not read (yet)
 NOT_SETTINGS = {"TRAINYARD_POSE_IMAGE_URI"}
@@ -80,13 +81,17 @@ def test_cfn_lint_finds_nothing() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_function_is_there_with_its_handler_and_the_core_layer(resources: dict[str, Any]) -> None:
-    layer = next(name for name, r in resources.items() if r["Type"] == "AWS::Lambda::LayerVersion")
+def test_every_function_is_there_with_its_handler_and_both_layers(resources: dict[str, Any]) -> None:
+    layers = sorted(name for name, r in resources.items() if r["Type"] == "AWS::Lambda::LayerVersion")
+    assert len(layers) == 2 and all(
+        any(layer.startswith(prefix) for layer in layers)
+        for prefix in ("TrainyardCoreLayer", "RuntimeDependenciesLayer")
+    )
     for name, handler in FUNCTIONS.items():
         properties = resources[name]["Properties"]
         assert resources[name]["Type"] == "AWS::Lambda::Function"
         assert properties["Handler"] == handler and properties["Runtime"] == "python3.12"
-        assert properties["Layers"] == [{"Ref": layer}]
+        assert sorted(ref["Ref"] for ref in properties["Layers"]) == layers
 
 
 def test_function_settings_are_the_ones_settings_reads(resources: dict[str, Any]) -> None:
