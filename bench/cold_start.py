@@ -22,10 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 EVENT = ROOT / "events" / "apigw_http_health.json"
 PROBE = """
 import json, sys, time
+class Context:  # what Powertools reads from Lambda's context object
+    function_name, memory_limit_in_mb, aws_request_id = "bench", 1024, "bench"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
 start = time.perf_counter()
 module = __import__(sys.argv[1], fromlist=["handler"])
 imported = time.perf_counter()
-response = module.handler(json.load(open(sys.argv[2])), None)
+response = module.handler(json.load(open(sys.argv[2])), Context())
 done = time.perf_counter()
 assert response["statusCode"] == 200, response
 print(json.dumps({"import": imported - start, "first_request": done - start}))

@@ -88,3 +88,16 @@ def progress(job_id: str, kind: str, **fields: Any) -> dict[str, Any]:
 
 def body_json(request: dict[str, Any]) -> Any:
     return json.loads(request["body"])
+
+
+@dataclass
+class LambdaContext:
+    """The attributes Powertools reads from Lambda's context object."""
+
+    function_name: str = "trainyard-test"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:trainyard-test"
+    aws_request_id: str = "c0ffee00-0000-4000-8000-000000000001"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000

@@ -2,18 +2,23 @@
 
 The app and its adapters are built on the first invocation, not at import (no clients at
 import time: cold starts stay short and tests can start moto first). Background work
-(webhook delivery, job reconciliation) belongs to the other functions on AWS.
+(webhook delivery, job reconciliation) belongs to the other functions on AWS. Logs carry the
+API Gateway request id as their correlation id.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
 from mangum import Mangum
 
+logger = Logger()
 _handler: Mangum | None = None
 
 
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _handler
     if _handler is None:

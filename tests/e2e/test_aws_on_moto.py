@@ -34,7 +34,7 @@ from tests.aws_fixtures import (
     create_job_table,
     use_fake_credentials,
 )
-from tests.helpers import body_json, webhook_receiver
+from tests.helpers import LambdaContext, body_json, webhook_receiver
 from tests.synthetic import class_folder_zip
 from trainyard.adapters.aws.model_artifacts import batch_model_prefix, sagemaker_model_archive_key
 from trainyard.api.app import create_app
@@ -55,17 +55,6 @@ MANIFEST = {
     "input": {"name": "image", "height": 32, "width": 32}, "output": {"name": "probabilities"},
     "exports": {"onnx": "model.onnx"}, "metrics": {"loss": 0.2, "val_accuracy": 0.9},
 }  # fmt: skip
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "trainyard-e2e"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:trainyard-e2e"
-    aws_request_id: str = "e2e"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 @dataclass

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from moto import mock_aws
 
 from tests.aws_fixtures import TEST_REGION, TEST_TABLE_NAME, create_job_table
-from tests.helpers import body_json, record_job, webhook_receiver
+from tests.helpers import LambdaContext, body_json, record_job, webhook_receiver
 from trainyard.adapters.local.subprocess_launcher import SubprocessLauncher
 from trainyard.bootstrap import Services
 from trainyard.domain import DeliveryStatus, Job, JobStatus, ModelStatus, platform_job_name
@@ -70,18 +69,7 @@ MODEL_MANIFEST = {
 }
 
 
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "trainyard-test"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:trainyard-test"
-    aws_request_id: str = "c0ffee00-0000-4000-8000-000000000001"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-CONTEXT = FakeLambdaContext()
+CONTEXT = LambdaContext()
 
 
 def sample(name: str, job: Job | None = None) -> dict[str, Any]:
@@ -382,17 +370,17 @@ def test_the_api_samples_through_the_lambda_handler(api: ModuleType, services: S
     services.tenants.add_key("default", SAMPLE_API_KEY)
     job = record_job(services.store)
 
-    health = api.handler(sample("apigw_http_health.json"), None)
+    health = api.handler(sample("apigw_http_health.json"), CONTEXT)
     assert health["statusCode"] == 200
-    denied = api.handler(sample("apigw_http_list_jobs_unauthorized.json"), None)
+    denied = api.handler(sample("apigw_http_list_jobs_unauthorized.json"), CONTEXT)
     assert denied["statusCode"] == 401
 
-    fetched = api.handler(sample("apigw_http_get_job.json", job), None)
+    fetched = api.handler(sample("apigw_http_get_job.json", job), CONTEXT)
     assert fetched["statusCode"] == 200
     assert json.loads(fetched["body"])["id"] == job.id
 
     # the sample's dataset does not exist here: the request gets through auth and validation
     # to the service, which answers for the missing dataset without starting anything
-    created = api.handler(sample("apigw_http_create_job.json"), None)
+    created = api.handler(sample("apigw_http_create_job.json"), CONTEXT)
     assert created["statusCode"] == 404, created["body"]
     assert services.store.list_unfinished_jobs() == [services.store.get_job_any_tenant(job.id)]

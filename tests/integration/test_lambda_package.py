@@ -151,7 +151,8 @@ import json, sys
 import functions.api.handler as api
 import functions.authorizer.handler, functions.job_events.handler
 import functions.reaper.handler, functions.webhooks.handler
-response = api.handler(json.load(open("events/apigw_http_health.json")), None)
+from tests.helpers import LambdaContext
+response = api.handler(json.load(open("events/apigw_http_health.json")), LambdaContext())
 assert response["statusCode"] == 200, response
 print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """

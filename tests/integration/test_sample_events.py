@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.helpers import record_job
+from tests.helpers import LambdaContext, record_job
 from trainyard.adapters.local.subprocess_launcher import PROGRESS
 from trainyard.bootstrap import Services
 from trainyard.domain import JobStatus
@@ -35,8 +35,8 @@ def test_api_gateway_samples_through_the_lambda_handler(settings, monkeypatch) -
     from functions.api import handler as module
 
     module._handler = None
-    health = module.handler(load("apigw_http_health.json"), None)
+    health = module.handler(load("apigw_http_health.json"), LambdaContext())
     assert health["statusCode"] == 200 and json.loads(health["body"])["status"] == "ok"
-    denied = module.handler(load("apigw_http_list_jobs_unauthorized.json"), None)
+    denied = module.handler(load("apigw_http_list_jobs_unauthorized.json"), LambdaContext())
     assert denied["statusCode"] == 401 and json.loads(denied["body"])["error"] == "unauthorized"
     module._handler = None
