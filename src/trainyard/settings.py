@@ -29,7 +29,10 @@ class Settings(BaseSettings):
     trainer_python: Path | None = None  # default: <trainer_dir>/.venv/bin/python
     weights_dir: Path | None = None  # Keras cache layout; ImageNet weights are never downloaded
 
-    max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1024)  # largest dataset or upload
+    # largest request body the API takes inline; larger files go through POST /v1/uploads.
+    # Unset: max_upload_bytes. On Lambda (6 MB payload cap) template.yaml sets 5 MiB.
+    max_inline_bytes: int | None = Field(None, ge=1024)
     max_archive_files: int = Field(50_000, ge=1)
     max_archive_uncompressed_bytes: int = Field(2 * 1024**3, ge=1024)
     max_image_pixels: int = Field(40_000_000, ge=1)
@@ -60,6 +63,10 @@ class Settings(BaseSettings):
     presign_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600)
     reaper_stale_seconds: int = Field(15 * 60, ge=0)  # no event for this long: ask the platform
     reaper_interval_seconds: float = Field(60.0, gt=0)  # the local stack's reaper timer
+
+    @property
+    def inline_limit(self) -> int:
+        return min(self.max_upload_bytes, self.max_inline_bytes or self.max_upload_bytes)
 
     @property
     def resolved_trainer_python(self) -> Path:

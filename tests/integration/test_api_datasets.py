@@ -127,14 +127,19 @@ def test_missing_fields_name_the_field(client: TestClient) -> None:
 def test_upload_over_the_limit_is_413(services: Services, api_key: str) -> None:
     from trainyard.api.app import create_app
 
-    services.settings = services.settings.model_copy(update={"max_upload_bytes": 2048})
+    services.settings = services.settings.model_copy(update={"max_inline_bytes": 2048})
+    archive = class_folder_zip(10, seed=1)
     with TestClient(create_app(services)) as small:
         small.headers["Authorization"] = f"Bearer {api_key}"
-        response = small.post(
-            "/v1/datasets", data={"name": "big"}, files={"file": ("d.zip", class_folder_zip(10, seed=1))}
-        )
-    assert response.status_code == 413 and "limit" in response.json()["message"]
-    assert files_under(services.settings.tmp_root) == []
+        response = small.post("/v1/datasets", data={"name": "big"}, files={"file": ("d.zip", archive)})
+        assert response.status_code == 413 and "inline limit" in response.json()["message"]
+        assert "POST /v1/uploads" in response.json()["message"]  # where such a file goes instead
+        assert files_under(services.settings.tmp_root) == []
+        # ... and through the upload flow the same file is taken
+        upload = small.post("/v1/uploads", json={"filename": "d.zip", "size_bytes": len(archive)}).json()
+        assert small.put(upload["url"], content=archive).status_code == 200
+        created = small.post("/v1/datasets", json={"name": "big", "upload_id": upload["upload_id"]})
+        assert created.status_code == 201 and created.json()["image_count"] == 30
 
 
 def test_append_images_with_base64(client: TestClient, services: Services) -> None:

@@ -55,17 +55,22 @@ def page_body(page: Page, render: Any) -> dict[str, Any]:
     return {"items": [render(item) for item in page.items], "next_cursor": page.next_cursor}
 
 
+UPLOAD_FLOW_HINT = "; send larger files through POST /v1/uploads and refer to the upload_id"
+
+
 def check_declared_size(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
+        raise PayloadTooLarge(
+            f"request body is {declared} bytes; the inline limit is {limit} bytes{UPLOAD_FLOW_HINT}"
+        )
 
 
 async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
     check_declared_size(request, limit)
     body = await request.body()
     if len(body) > limit:
-        raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
+        raise PayloadTooLarge(f"request body is over the {limit}-byte inline limit{UPLOAD_FLOW_HINT}")
     try:
         data = json.loads(body)
     except ValueError as exc:
@@ -85,7 +90,9 @@ async def multipart_form(request: Request) -> FormData:
         raise BadRequest(f"unreadable multipart body: {exc}") from exc
 
 
-async def spool_chunks(chunks: AsyncIterator[bytes], directory: Path, limit: int, what: str) -> Path:
+async def spool_chunks(
+    chunks: AsyncIterator[bytes], directory: Path, limit: int, what: str, hint: str = ""
+) -> Path:
     """Write streamed bytes to a temporary file, stopping at `limit` bytes: the cap holds while
     reading, so a body that declares no length (or lies about it) cannot fill the disk. On any
     error the partial file is removed."""
@@ -98,7 +105,7 @@ async def spool_chunks(chunks: AsyncIterator[bytes], directory: Path, limit: int
             async for chunk in chunks:
                 written += len(chunk)
                 if written > limit:
-                    raise PayloadTooLarge(f"{what} is over the {limit}-byte limit")
+                    raise PayloadTooLarge(f"{what} is over the {limit}-byte limit{hint}")
                 handle.write(chunk)
     except BaseException:
         path.unlink(missing_ok=True)
@@ -113,7 +120,7 @@ async def spool_upload(upload: UploadFile, directory: Path, limit: int) -> Path:
         while chunk := await upload.read(1024 * 1024):
             yield chunk
 
-    return await spool_chunks(chunks(), directory, limit, f"file {upload.filename!r}")
+    return await spool_chunks(chunks(), directory, limit, f"file {upload.filename!r}", UPLOAD_FLOW_HINT)
 
 
 def remove_quietly(path: Path) -> None:

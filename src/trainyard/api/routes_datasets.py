@@ -72,7 +72,7 @@ async def create_dataset(request: Request, services: ServicesDep, tenant: Tenant
     if request.headers.get("content-type", "").startswith("application/json"):
         # {"name", "upload_id"}: the archive was sent beforehand through POST /v1/uploads
         return public_dataset(await dataset_from_upload_request(request, tenant))
-    limit = services.settings.max_upload_bytes
+    limit = services.settings.inline_limit
     check_declared_size(request, limit + 64 * 1024)
     form = await multipart_form(request)
     name, file = form.get("name"), form.get("file")
@@ -114,7 +114,7 @@ def delete_dataset(dataset_id: str, services: ServicesDep, tenant: TenantDep) ->
 async def add_images(
     dataset_id: str, request: Request, services: ServicesDep, tenant: TenantDep
 ) -> dict[str, Any]:
-    body = await read_json_body(request, services.settings.max_upload_bytes)
+    body = await read_json_body(request, services.settings.inline_limit)
     images = body.get("images")
     unknown = sorted(set(body) - {"images"})
     if unknown:

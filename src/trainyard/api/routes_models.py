@@ -71,7 +71,7 @@ def _top_k(value: object) -> int:
 async def predict(
     model_id: str, request: Request, services: ServicesDep, tenant: TenantDep
 ) -> dict[str, Any]:
-    limit = services.settings.max_upload_bytes
+    limit = services.settings.inline_limit
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         check_declared_size(request, limit)
