@@ -194,12 +194,19 @@ def assert_launched_as_configured(stack: AwsStack, job_id: str) -> None:
             channel["DataSource"]["S3DataSource"]["S3Uri"]
             == f"s3://{ARTIFACTS}/jobs/{job_id}/input/training/"
         )
-        assert run["StoppingCondition"]["MaxRuntimeInSeconds"] == 7200
+        assert run["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 14400}
+        assert run["EnableManagedSpotTraining"] is True  # TRAINYARD_USE_SPOT=true
+        assert run["CheckpointConfig"]["S3Uri"] == f"s3://{ARTIFACTS}/jobs/{job_id}/checkpoints/"
         assert run["OutputDataConfig"]["S3OutputPath"] == f"s3://{ARTIFACTS}/jobs/{job_id}/output/"
     else:
         batch = boto3.client("batch", region_name=TEST_REGION)
         found = batch.list_jobs(jobQueue=QUEUE, filters=[{"name": "JOB_NAME", "values": [name]}])
         assert len(found["jobSummaryList"]) == 1
+        described = batch.describe_jobs(jobs=[found["jobSummaryList"][0]["jobId"]])["jobs"][0]
+        # (moto's DescribeJobs omits retryStrategy; test_batch_launcher checks the submitted one)
+        environment = {e["name"]: e["value"] for e in described["container"]["environment"]}
+        assert environment["TRAINYARD_MODEL_S3_URI"] == f"s3://{ARTIFACTS}/jobs/{job_id}/model/"
+        assert json.loads(json.loads(environment["TRAINYARD_HYPERPARAMETERS_JSON"])["epochs"]) == 3
     manifest = (
         boto3.client("s3", region_name=TEST_REGION)
         .get_object(Bucket=ARTIFACTS, Key=f"jobs/{job_id}/input/training/manifest.jsonl")["Body"]
