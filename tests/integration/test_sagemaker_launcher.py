@@ -15,6 +15,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from tests.aws_fixtures import use_fake_credentials
 from trainyard.adapters.aws.model_artifacts import sagemaker_model_archive_key
 from trainyard.adapters.aws.sagemaker_launcher import SageMakerLauncher
 from trainyard.domain import new_id, platform_job_name
@@ -44,13 +45,7 @@ class BucketBlobs:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_fake_credentials(monkeypatch)
     with mock_aws():
         yield
 
