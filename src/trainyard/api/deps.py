@@ -13,7 +13,7 @@ from fastapi import Depends, Query, Request
 from starlette.datastructures import FormData, UploadFile
 
 from ..bootstrap import Services
-from ..errors import BadRequest, PayloadTooLarge, Unauthorized
+from ..errors import BadRequest, InvalidInput, PayloadTooLarge, Unauthorized
 from ..ports import Page
 
 
@@ -64,6 +64,12 @@ def check_declared_size(request: Request, limit: int) -> None:
         raise PayloadTooLarge(
             f"request body is {declared} bytes; the inline limit is {limit} bytes{UPLOAD_FLOW_HINT}"
         )
+
+
+def reject_unknown_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(unknown)}")
 
 
 async def read_json_body(request: Request, limit: int) -> dict[str, Any]:

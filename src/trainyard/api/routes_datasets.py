@@ -16,6 +16,7 @@ from .deps import (
     multipart_form,
     page_body,
     read_json_body,
+    reject_unknown_fields,
     remove_quietly,
     spool_upload,
 )
@@ -116,9 +117,7 @@ async def add_images(
 ) -> dict[str, Any]:
     body = await read_json_body(request, services.settings.inline_limit)
     images = body.get("images")
-    unknown = sorted(set(body) - {"images"})
-    if unknown:
-        raise InvalidInput(f"unknown field(s): {', '.join(unknown)}")
+    reject_unknown_fields(body, {"images"})
     if not isinstance(images, list) or not all(isinstance(i, dict) for i in images):
         raise InvalidInput("images: expected a list of {image_b64, label} objects")
     before = services.datasets.get(tenant, dataset_id).image_count

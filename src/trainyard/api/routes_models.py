@@ -16,6 +16,7 @@ from .deps import (
     check_declared_size,
     multipart_form,
     read_json_body,
+    reject_unknown_fields,
 )
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -83,9 +84,7 @@ async def predict(
         top_k = _top_k(form.get("top_k") or request.query_params.get("top_k") or 5)
     elif content_type.startswith("application/json"):
         body = await read_json_body(request, limit)
-        unknown = sorted(set(body) - {"image_b64", "top_k"})
-        if unknown:
-            raise InvalidInput(f"unknown field(s): {', '.join(unknown)}")
+        reject_unknown_fields(body, {"image_b64", "top_k"})
         image = decode_base64_image(body.get("image_b64"))
         top_k = _top_k(body.get("top_k", request.query_params.get("top_k", 5)))
     else:

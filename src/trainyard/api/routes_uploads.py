@@ -15,7 +15,15 @@ from fastapi.concurrency import run_in_threadpool
 from ..domain import Dataset
 from ..errors import InvalidInput
 from ..services.uploads import UploadService
-from .deps import ServicesDep, TenantDep, check_declared_size, read_json_body, remove_quietly, spool_chunks
+from .deps import (
+    ServicesDep,
+    TenantDep,
+    check_declared_size,
+    read_json_body,
+    reject_unknown_fields,
+    remove_quietly,
+    spool_chunks,
+)
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
@@ -29,12 +37,6 @@ def get_uploads(request: Request) -> UploadService:
 
 
 UploadsDep = Annotated[UploadService, Depends(get_uploads)]
-
-
-def _only_fields(body: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise InvalidInput(f"unknown field(s): {', '.join(unknown)}")
 
 
 CREATE_BODY = {
@@ -65,7 +67,7 @@ CREATE_BODY = {
 )
 async def create_upload(request: Request, uploads: UploadsDep, tenant: TenantDep) -> dict[str, Any]:
     body = await read_json_body(request, MAX_JSON_BODY_BYTES)
-    _only_fields(body, {"filename", "size_bytes", "purpose"})
+    reject_unknown_fields(body, {"filename", "size_bytes", "purpose"})
     filename, size_bytes, purpose = (
         body.get("filename"),
         body.get("size_bytes"),
@@ -111,7 +113,7 @@ async def dataset_from_upload_request(request: Request, tenant: str) -> Dataset:
     """The JSON form of POST /v1/datasets: {"name": ..., "upload_id": ...} names a finished
     upload instead of carrying the archive."""
     body = await read_json_body(request, MAX_JSON_BODY_BYTES)
-    _only_fields(body, {"name", "upload_id"})
+    reject_unknown_fields(body, {"name", "upload_id"})
     name, upload_id = body.get("name"), body.get("upload_id")
     if not isinstance(name, str):
         raise InvalidInput("name: a string is required")
