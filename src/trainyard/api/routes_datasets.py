@@ -120,6 +120,5 @@ async def add_images(
     reject_unknown_fields(body, {"images"})
     if not isinstance(images, list) or not all(isinstance(i, dict) for i in images):
         raise InvalidInput("images: expected a list of {image_b64, label} objects")
-    before = services.datasets.get(tenant, dataset_id).image_count
     dataset = await run_in_threadpool(services.datasets.add_images, tenant, dataset_id, images)
-    return {**public_dataset(dataset), "added": dataset.image_count - before}
+    return {**public_dataset(dataset), "added": len(images)}  # all are added or none

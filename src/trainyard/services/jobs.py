@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..domain import (
     EpochMetrics,
+    Image,
     Job,
     JobStatus,
     JobType,
@@ -114,32 +115,29 @@ class JobService:
             if raced is None:
                 raise
             return self._replay(raced, fingerprint, request)
-        self._launch(job, request)
+        self._launch(job, request, images)
         return self.get(tenant_id, job_id)
 
     def _replay(self, existing: Job, fingerprint: str, request: TrainJobRequest) -> Job:
         if existing.request_fingerprint != fingerprint:
             raise InvalidInput("Idempotency-Key was already used with a different request; use a new key")
         if existing.launch_ref is None and existing.status is JobStatus.PENDING:
-            self._launch(existing, request)  # the first request was recorded but never launched
+            # the first request was recorded but never launched
+            self._launch(existing, request, self._store.list_images(existing.tenant_id, existing.dataset_id))
         return self.get(existing.tenant_id, existing.id)
 
-    def _launch(self, job: Job, request: TrainJobRequest) -> None:
-        images = self._store.list_images(job.tenant_id, job.dataset_id)
+    def _launch(self, job: Job, request: TrainJobRequest, images: list[Image]) -> None:
+        # each image's place in the channel: images/<its blob's file name>
+        files = [ChannelFile(i.blob_key, f"images/{i.blob_key.rsplit('/', 1)[1]}") for i in images]
         manifest = "".join(
-            json.dumps({"path": f"images/{i.blob_key.rsplit('/', 1)[1]}", "label": i.label, "split": i.split})
-            + "\n"
-            for i in images
+            json.dumps({"path": f.relative_path, "label": i.label, "split": i.split}) + "\n"
+            for f, i in zip(files, images, strict=True)
         )
         spec = LaunchSpec(
             job_id=job.id,
             container="trainer",
             hyperparameters=to_hyperparameters(job.id, job.task.value, request.params, job.params["exports"]),
-            channels={
-                "training": [
-                    ChannelFile(i.blob_key, f"images/{i.blob_key.rsplit('/', 1)[1]}") for i in images
-                ]
-            },
+            channels={"training": files},
             channel_documents={"training": {"manifest.jsonl": manifest}},
             model_prefix=model_prefix(job.tenant_id, job.model_id),
         )
