@@ -144,3 +144,15 @@ def create_batch_environment(queue: str, definition: str, image: str = "trainyar
                              "command": ["python", "-m", "trainer", "train"]},
     )  # fmt: skip
     return client
+
+
+class BucketBlobs:
+    """The part of the S3 BlobStore a launcher uses (writes into one bucket), over a given
+    client, for launcher tests that drive one bucket directly."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=data)

@@ -12,7 +12,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from tests.aws_fixtures import create_batch_environment, use_fake_credentials
+from tests.aws_fixtures import BucketBlobs, create_batch_environment, use_fake_credentials
 from trainyard.adapters.aws.batch_launcher import BatchLauncher
 from trainyard.domain import platform_job_name
 from trainyard.ports import ChannelFile, LaunchSpec, LaunchState, LaunchStatus
@@ -26,17 +26,6 @@ JOB_ID = "job_0123456789abcdef"
 JOB_NAME = platform_job_name(JOB_ID)
 HYPERPARAMETERS = {"job_id": json.dumps(JOB_ID), "epochs": "3"}
 MANIFEST = '{"path": "images/a.png", "label": "cat", "split": null}\n'
-
-
-class BucketBlobs:
-    """The part of the S3 BlobStore the launcher uses: writes into one bucket."""
-
-    def __init__(self, s3: Any, bucket: str) -> None:
-        self._s3 = s3
-        self._bucket = bucket
-
-    def put_bytes(self, key: str, data: bytes) -> None:
-        self._s3.put_object(Bucket=self._bucket, Key=key, Body=data)
 
 
 @pytest.fixture

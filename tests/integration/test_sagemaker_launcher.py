@@ -15,7 +15,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from tests.aws_fixtures import use_fake_credentials
+from tests.aws_fixtures import BucketBlobs, use_fake_credentials
 from trainyard.adapters.aws.model_artifacts import sagemaker_model_archive_key
 from trainyard.adapters.aws.sagemaker_launcher import SageMakerLauncher
 from trainyard.domain import new_id, platform_job_name
@@ -30,17 +30,6 @@ JOB_ID = "job_0123456789abcdef"
 JOB_NAME = "trainyard-job-0123456789abcdef"
 MANIFEST = '{"path": "images/a.png", "label": "cat", "split": null}\n'
 HYPERPARAMETERS = {"job_id": json.dumps(JOB_ID), "epochs": "3", "exports": '["onnx"]'}
-
-
-class BucketBlobs:
-    """The part of the S3 BlobStore the launcher uses: writes into one bucket."""
-
-    def __init__(self, s3: Any, bucket: str) -> None:
-        self._s3 = s3
-        self._bucket = bucket
-
-    def put_bytes(self, key: str, data: bytes) -> None:
-        self._s3.put_object(Bucket=self._bucket, Key=key, Body=data)
 
 
 @pytest.fixture
