@@ -101,3 +101,16 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 30_000
+
+
+# A model manifest (trainyard_model.json) as the trainer writes one, for tests that stand in
+# for a finished run.
+MODEL_MANIFEST = {
+    "schema": "trainyard.model/1",
+    "task": "classification",
+    "classes": ["cat", "dog"],
+    "input": {"name": "x", "height": 32, "width": 32},
+    "output": {"name": "y"},
+    "exports": {"onnx": "model.onnx"},
+    "metrics": {"loss": 0.1},
+}

@@ -34,7 +34,7 @@ from tests.aws_fixtures import (
     create_job_table,
     use_fake_credentials,
 )
-from tests.helpers import LambdaContext, body_json, webhook_receiver
+from tests.helpers import MODEL_MANIFEST, LambdaContext, body_json, webhook_receiver
 from tests.synthetic import class_folder_zip
 from trainyard.adapters.aws.model_artifacts import batch_model_prefix, sagemaker_model_archive_key
 from trainyard.api.app import create_app
@@ -50,11 +50,6 @@ IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainyard-trainer:1"
 QUEUE, DEFINITION = "trainyard-gpu", "trainyard-trainer"
 API_KEY = "ty_aws_e2e_" + "k" * 32
 FUNCTIONS = (job_events_function, webhooks_function, reaper_function)
-MANIFEST = {
-    "schema": "trainyard.model/1", "task": "classification", "classes": ["circle", "square", "triangle"],
-    "input": {"name": "image", "height": 32, "width": 32}, "output": {"name": "probabilities"},
-    "exports": {"onnx": "model.onnx"}, "metrics": {"loss": 0.2, "val_accuracy": 0.9},
-}  # fmt: skip
 
 
 @dataclass
@@ -102,7 +97,7 @@ def leave_model_where_the_platform_does(launcher: str, job_id: str) -> None:
     """What the container leaves behind: SageMaker tars the model dir into its output path;
     a Batch container uploads the dir itself."""
     s3 = boto3.client("s3", region_name=TEST_REGION)
-    files = {"trainyard_model.json": json.dumps(MANIFEST).encode(), "model.onnx": b"onnx-bytes"}
+    files = {"trainyard_model.json": json.dumps(MODEL_MANIFEST).encode(), "model.onnx": b"onnx-bytes"}
     if launcher == "sagemaker":
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:gz") as archive:

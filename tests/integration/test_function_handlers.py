@@ -16,7 +16,7 @@ import pytest
 from moto import mock_aws
 
 from tests.aws_fixtures import TEST_REGION, TEST_TABLE_NAME, create_job_table
-from tests.helpers import LambdaContext, body_json, record_job, webhook_receiver
+from tests.helpers import MODEL_MANIFEST, LambdaContext, body_json, record_job, webhook_receiver
 from trainyard.adapters.local.subprocess_launcher import SubprocessLauncher
 from trainyard.bootstrap import Services
 from trainyard.domain import DeliveryStatus, Job, JobStatus, ModelStatus, platform_job_name
@@ -56,16 +56,6 @@ SAMPLES_BY_HANDLER = {
         "container_progress_epoch.json",
         "container_progress_failed.json",
     },
-}
-
-MODEL_MANIFEST = {
-    "schema": "trainyard.model/1",
-    "task": "classification",
-    "classes": ["cat", "dog"],
-    "input": {"name": "x", "height": 32, "width": 32},
-    "output": {"name": "y"},
-    "exports": {"onnx": "model.onnx"},
-    "metrics": {"loss": 0.1},
 }
 
 

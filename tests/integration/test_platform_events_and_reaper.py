@@ -9,20 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import record_job
+from tests.helpers import MODEL_MANIFEST, record_job
 from trainyard.bootstrap import Services, bootstrap
 from trainyard.domain import Job, JobStatus, ModelStatus, platform_job_name
 from trainyard.settings import Settings
-
-MANIFEST = {
-    "schema": "trainyard.model/1",
-    "task": "classification",
-    "classes": ["a", "b"],
-    "input": {"name": "x", "height": 32, "width": 32},
-    "output": {"name": "y"},
-    "exports": {"onnx": "model.onnx"},
-    "metrics": {"loss": 0.1},
-}
 
 
 def finished_run(services: Services, job: Job, *, succeeded: bool, pid: int = 2**22 + 7) -> Path:
@@ -32,7 +22,7 @@ def finished_run(services: Services, job: Job, *, succeeded: bool, pid: int = 2*
     (job_dir / "output").mkdir()
     (job_dir / "launch.json").write_text(json.dumps({"pid": pid, "model_prefix": "unused/"}))
     if succeeded:
-        (job_dir / "model" / "trainyard_model.json").write_text(json.dumps(MANIFEST))
+        (job_dir / "model" / "trainyard_model.json").write_text(json.dumps(MODEL_MANIFEST))
         (job_dir / "model" / "model.onnx").write_bytes(b"onnx bytes")
     else:
         (job_dir / "output" / "failure").write_text("CUDA out of memory\nmore detail\n")
