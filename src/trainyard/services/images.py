@@ -8,8 +8,12 @@ import io
 import re
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidInput
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
 
 ALLOWED_FORMATS = {"JPEG": "jpg", "PNG": "png", "BMP": "bmp", "GIF": "gif", "WEBP": "webp"}
 DATA_URL_PREFIX = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,")
@@ -24,8 +28,9 @@ class CheckedImage:
     height: int
 
 
-def check_image(data: bytes, name: str, max_pixels: int) -> CheckedImage:
-    """Decode the whole image; InvalidInput names `name` when it is not an acceptable image."""
+def open_checked_image(data: bytes, name: str, max_pixels: int) -> PILImage.Image:
+    """Decode the whole image and return it; InvalidInput names `name` when it is not an
+    acceptable image (format whitelist, pixel cap, truncation, decompression bombs)."""
     from PIL import Image as PILImage  # here, not at import: see prediction.py
     from PIL import UnidentifiedImageError
 
@@ -34,19 +39,17 @@ def check_image(data: bytes, name: str, max_pixels: int) -> CheckedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            with PILImage.open(io.BytesIO(data)) as probe:
-                fmt = probe.format or ""
-                width, height = probe.size
-                if fmt not in ALLOWED_FORMATS:
-                    raise InvalidInput(
-                        f"{name}: image format {fmt or 'unknown'} is not accepted"
-                        f" (accepted: {', '.join(sorted(ALLOWED_FORMATS))})"
-                    )
-                if width * height > max_pixels:
-                    raise InvalidInput(
-                        f"{name}: image is {width}x{height}, over the {max_pixels}-pixel limit"
-                    )
-                probe.load()  # decodes every byte: truncated files fail here
+            image = PILImage.open(io.BytesIO(data))
+            fmt = image.format or ""
+            width, height = image.size
+            if fmt not in ALLOWED_FORMATS:
+                raise InvalidInput(
+                    f"{name}: image format {fmt or 'unknown'} is not accepted"
+                    f" (accepted: {', '.join(sorted(ALLOWED_FORMATS))})"
+                )
+            if width * height > max_pixels:
+                raise InvalidInput(f"{name}: image is {width}x{height}, over the {max_pixels}-pixel limit")
+            image.load()  # decodes every byte: truncated files fail here
     except InvalidInput:
         raise
     except (
@@ -57,7 +60,14 @@ def check_image(data: bytes, name: str, max_pixels: int) -> CheckedImage:
         raise InvalidInput(f"{name}: not a readable image ({exc.__class__.__name__})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidInput(f"{name}: corrupt or truncated image ({exc})") from exc
-    return CheckedImage(data, fmt, ALLOWED_FORMATS[fmt], width, height)
+    return image
+
+
+def check_image(data: bytes, name: str, max_pixels: int) -> CheckedImage:
+    """The checks of open_checked_image, keeping the original bytes for storage."""
+    image = open_checked_image(data, name, max_pixels)
+    fmt = image.format or ""
+    return CheckedImage(data, fmt, ALLOWED_FORMATS[fmt], image.width, image.height)
 
 
 def decode_base64_image(text: object, field: str = "image_b64") -> bytes:

@@ -8,7 +8,6 @@ inside the model.
 
 from __future__ import annotations
 
-import io
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -16,23 +15,23 @@ from typing import TYPE_CHECKING, Any
 from ..domain import Model, ModelStatus
 from ..errors import Conflict
 from ..ports import BlobStore
-from .images import check_image
+from .images import open_checked_image
 from .jobs import model_prefix
 
 if TYPE_CHECKING:
     import numpy as np
+    from PIL import Image as PILImage
 
 # numpy, Pillow and onnxruntime are imported where they are used, not at module import: the
 # API's Lambda cold start should not pay for them until a prediction needs them.
 
 
-def preprocess(data: bytes, height: int, width: int) -> np.ndarray:
+def preprocess(image: PILImage.Image, height: int, width: int) -> np.ndarray:
     import numpy as np
     from PIL import Image as PILImage
 
-    with PILImage.open(io.BytesIO(data)) as image:
-        rgb = image.convert("RGB").resize((width, height), PILImage.Resampling.BILINEAR)
-        return np.asarray(rgb, dtype=np.float32)[None, ...]
+    rgb = image.convert("RGB").resize((width, height), PILImage.Resampling.BILINEAR)
+    return np.asarray(rgb, dtype=np.float32)[None, ...]
 
 
 class Predictor:
@@ -71,9 +70,9 @@ class Predictor:
 
         if model.status is not ModelStatus.READY:
             raise Conflict(f"model {model.id} is not ready (status {model.status.value})")
-        check_image(image, "image", self._max_pixels)
+        decoded = open_checked_image(image, "image", self._max_pixels)  # checked and decoded once
         spec = model.manifest["input"]
-        batch = preprocess(image, int(spec["height"]), int(spec["width"]))
+        batch = preprocess(decoded, int(spec["height"]), int(spec["width"]))
         session = self._session(model)
         output = session.run([model.manifest["output"]["name"]], {spec["name"]: batch})[0]
         return np.asarray(output[0], dtype=np.float64)
