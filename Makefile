@@ -3,15 +3,18 @@ PYTHON ?= python3
 VENV := .venv
 TRAINER_DIR := containers/trainer
 TRAINER_VENV := $(TRAINER_DIR)/.venv
+POSE_DIR := containers/pose
+POSE_VENV := $(POSE_DIR)/.venv
+JOBKIT_DIR := containers/jobkit
 
-.PHONY: run test test-service test-trainer lint typecheck venvs bench clean
+.PHONY: run test test-service test-jobkit test-trainer test-pose lint typecheck venvs bench clean
 
 run: venvs
 	$(VENV)/bin/python -m trainyard serve
 
-test: venvs lint typecheck test-service test-trainer
+test: venvs lint typecheck test-service test-jobkit test-trainer test-pose
 
-venvs: $(VENV)/.installed $(TRAINER_VENV)/.installed
+venvs: $(VENV)/.installed $(TRAINER_VENV)/.installed $(POSE_VENV)/.installed
 
 # A stamp per virtualenv: rebuilt when its requirements change, skipped otherwise.
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -25,8 +28,15 @@ $(TRAINER_VENV)/.installed: $(TRAINER_DIR)/requirements.txt $(TRAINER_DIR)/requi
 	$(TRAINER_VENV)/bin/pip install -q --disable-pip-version-check -r $(TRAINER_DIR)/requirements.txt -r $(TRAINER_DIR)/requirements-dev.txt
 	touch $@
 
+# torch, torchvision and sleap-nn come as CUDA builds (about 7 GB); on CPU they run all the same.
+$(POSE_VENV)/.installed: $(POSE_DIR)/requirements.txt $(POSE_DIR)/requirements-dev.txt
+	test -x $(POSE_VENV)/bin/python || $(PYTHON) -m venv $(POSE_VENV)
+	$(POSE_VENV)/bin/pip install -q --disable-pip-version-check -r $(POSE_DIR)/requirements.txt -r $(POSE_DIR)/requirements-dev.txt
+	touch $@
+
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests functions bench $(TRAINER_DIR)/trainer $(TRAINER_DIR)/tests
+	$(VENV)/bin/ruff check src tests functions bench $(JOBKIT_DIR) $(TRAINER_DIR)/trainer $(TRAINER_DIR)/tests \
+		$(POSE_DIR)/pose $(POSE_DIR)/tests
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
@@ -34,8 +44,16 @@ typecheck: $(VENV)/.installed
 test-service: venvs
 	$(VENV)/bin/python -m pytest tests
 
+# jobkit (the job contract both containers share) is tested in the trainer's venv, which has
+# moto for its S3 hooks.
+test-jobkit: $(TRAINER_VENV)/.installed
+	cd $(JOBKIT_DIR) && ../trainer/.venv/bin/python -m pytest tests
+
 test-trainer: $(TRAINER_VENV)/.installed
 	cd $(TRAINER_DIR) && .venv/bin/python -m pytest tests
+
+test-pose: $(POSE_VENV)/.installed
+	cd $(POSE_DIR) && .venv/bin/python -m pytest tests
 
 bench: venvs
 	$(VENV)/bin/python bench/cold_start.py
@@ -43,4 +61,4 @@ bench: venvs
 	$(TRAINER_VENV)/bin/python bench/frozen_backbone.py
 
 clean:
-	rm -rf $(VENV) $(TRAINER_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TRAINER_VENV) $(POSE_VENV) .mypy_cache .ruff_cache .pytest_cache

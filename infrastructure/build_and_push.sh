@@ -54,7 +54,9 @@ for image in "${images[@]}"; do
         aws ecr get-login-password --region "$region" | docker login --username AWS --password-stdin "$registry"
     fi
     # SageMaker and Batch GPU hosts are x86_64
-    docker build --platform linux/amd64 -t "$repository:$tag" "$repo_root/containers/$image"
+    # The context is containers/: every image also takes containers/jobkit (the job contract).
+    docker build --platform linux/amd64 -t "$repository:$tag" \
+        -f "$repo_root/containers/$image/Dockerfile" "$repo_root/containers"
     docker push "$repository:$tag"
     pushed+=("${parameter_of[$image]}=$repository:$tag")
 done

@@ -99,7 +99,14 @@ def _local_adapters(settings: Settings) -> Adapters:
         settings.jobs_root,
         blobs,
         bus,
-        {"trainer": ContainerCommand(settings.resolved_trainer_python, settings.trainer_dir, "trainer")},
+        {
+            "trainer": ContainerCommand(
+                settings.resolved_trainer_python, settings.trainer_dir, "trainer", (settings.jobkit_dir,)
+            ),
+            "pose": ContainerCommand(
+                settings.resolved_pose_python, settings.pose_dir, "pose", (settings.jobkit_dir,)
+            ),
+        },
         weights_dir=settings.weights_dir,
         cancel_grace_seconds=settings.cancel_grace_seconds,
     )
@@ -133,7 +140,10 @@ def _aws_adapters(settings: Settings) -> Adapters:
     if settings.launcher == "batch":
         launcher = BatchLauncher(
             job_queue=settings.batch_job_queue,
-            job_definition=settings.batch_job_definition,
+            job_definitions={
+                "trainer": settings.batch_job_definition,
+                "pose": settings.batch_pose_job_definition,
+            },
             artifacts_bucket=settings.artifacts_bucket,
             datasets_bucket=settings.datasets_bucket,
             event_bus_name=settings.event_bus_name,
@@ -144,7 +154,7 @@ def _aws_adapters(settings: Settings) -> Adapters:
     else:
         launcher = SageMakerLauncher(
             artifacts,
-            image_uri=settings.trainer_image_uri,
+            image_uris={"trainer": settings.trainer_image_uri, "pose": settings.pose_image_uri},
             role_arn=settings.sagemaker_role_arn,
             instance_type=settings.instance_type,
             use_spot=settings.use_spot,

@@ -24,9 +24,13 @@ class Settings(BaseSettings):
     port: int = 8000
     api_key: str | None = None  # the default tenant's key; generated and stored when unset
 
-    # the trainer container: run as a subprocess in its own virtualenv by the local launcher
+    # the containers: each run as a subprocess in its own virtualenv by the local launcher,
+    # with jobkit (the job-contract library they share) on PYTHONPATH
     trainer_dir: Path = REPO_ROOT / "containers" / "trainer"
     trainer_python: Path | None = None  # default: <trainer_dir>/.venv/bin/python
+    pose_dir: Path = REPO_ROOT / "containers" / "pose"
+    pose_python: Path | None = None  # default: <pose_dir>/.venv/bin/python
+    jobkit_dir: Path = REPO_ROOT / "containers" / "jobkit"
     weights_dir: Path | None = None  # Keras cache layout; ImageNet weights are never downloaded
 
     max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1024)  # largest dataset or upload
@@ -52,6 +56,7 @@ class Settings(BaseSettings):
     event_bus_name: str = "trainyard"
     launcher: Literal["sagemaker", "batch"] = "sagemaker"
     trainer_image_uri: str = ""
+    pose_image_uri: str = ""
     sagemaker_role_arn: str = ""
     instance_type: str = "ml.g5.xlarge"
     use_spot: bool = False
@@ -59,6 +64,7 @@ class Settings(BaseSettings):
     max_wait_seconds: int = Field(48 * 3600, ge=60)  # spot only; >= max_runtime_seconds
     batch_job_queue: str = ""
     batch_job_definition: str = ""
+    batch_pose_job_definition: str = ""
     secrets_prefix: str = "trainyard/"
     presign_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600)
     reaper_stale_seconds: int = Field(15 * 60, ge=0)  # no event for this long: ask the platform
@@ -71,6 +77,10 @@ class Settings(BaseSettings):
     @property
     def resolved_trainer_python(self) -> Path:
         return self.trainer_python or self.trainer_dir / ".venv" / "bin" / "python"
+
+    @property
+    def resolved_pose_python(self) -> Path:
+        return self.pose_python or self.pose_dir / ".venv" / "bin" / "python"
 
     @property
     def database_path(self) -> Path:

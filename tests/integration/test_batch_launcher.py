@@ -52,7 +52,7 @@ def batch(aws: None) -> Any:
 def make_launcher(s3: Any, batch: Any, intents: list[tuple[str, str]] | None = None) -> BatchLauncher:
     return BatchLauncher(
         job_queue=QUEUE,
-        job_definition=DEFINITION,
+        job_definitions={"trainer": DEFINITION},
         artifacts_bucket=ARTIFACTS,
         datasets_bucket=DATASETS,
         event_bus_name=BUS,
@@ -114,8 +114,8 @@ def test_launch_records_intent_snapshots_inputs_and_submits_the_job(s3: Any, bat
                     {"name": "SM_MODEL_DIR", "value": "/opt/ml/model"},
                     {"name": "TRAINYARD_EVENT_BUS_NAME", "value": BUS},
                     {
-                        "name": "TRAINYARD_INPUT_S3_URI",
-                        "value": f"s3://{ARTIFACTS}/jobs/{JOB_ID}/input/training/",
+                        "name": "TRAINYARD_INPUT_S3_URIS",
+                        "value": json.dumps({"training": f"s3://{ARTIFACTS}/jobs/{JOB_ID}/input/training/"}),
                     },
                     {"name": "TRAINYARD_MODEL_S3_URI", "value": f"s3://{ARTIFACTS}/jobs/{JOB_ID}/model/"},
                     {"name": "TRAINYARD_HYPERPARAMETERS_JSON", "value": json.dumps(HYPERPARAMETERS)},

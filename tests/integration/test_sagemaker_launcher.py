@@ -57,7 +57,7 @@ def sagemaker(aws: None) -> Any:
 def make_launcher(s3: Any, sagemaker: Any, *, use_spot: bool = False) -> SageMakerLauncher:
     return SageMakerLauncher(
         BucketBlobs(s3, ARTIFACTS),  # type: ignore[arg-type]  # only put_bytes is used
-        image_uri=IMAGE,
+        image_uris={"trainer": IMAGE},
         role_arn=ROLE,
         instance_type="ml.g5.xlarge",
         use_spot=use_spot,
@@ -173,7 +173,7 @@ def test_spot_needs_a_wait_time_at_least_the_runtime(s3: Any, sagemaker: Any) ->
     with pytest.raises(ValueError, match="max_wait_seconds"):
         SageMakerLauncher(
             BucketBlobs(s3, ARTIFACTS),  # type: ignore[arg-type]
-            image_uri=IMAGE, role_arn=ROLE, instance_type="ml.m5.large", use_spot=True,
+            image_uris={"trainer": IMAGE}, role_arn=ROLE, instance_type="ml.m5.large", use_spot=True,
             max_runtime_seconds=3600, max_wait_seconds=60, artifacts_bucket=ARTIFACTS,
             datasets_bucket=DATASETS, event_bus_name=BUS, client=sagemaker, s3_client=s3,
         )  # fmt: skip

@@ -242,8 +242,17 @@ def test_the_api_may_pass_only_the_execution_role_and_only_to_sagemaker(resource
 
 def test_batch_resources_exist_only_for_the_batch_launcher(resources: dict[str, Any]) -> None:
     batch = {name: r for name, r in resources.items() if r["Type"].startswith("AWS::Batch::")}
-    assert set(batch) == {"BatchComputeEnvironment", "BatchJobQueue", "BatchJobDefinition"}
-    assert all(resource["Condition"] == "UseBatch" for resource in batch.values())
+    assert set(batch) == {
+        "BatchComputeEnvironment",
+        "BatchJobQueue",
+        "BatchJobDefinition",
+        "BatchPoseJobDefinition",
+    }
+    # the pose job definition exists only once a pose image is given
+    assert resources["BatchPoseJobDefinition"].pop("Condition") == "UseBatchForPose"
+    pose = resources["BatchPoseJobDefinition"]["Properties"]["ContainerProperties"]
+    assert pose["Image"] == {"Ref": "PoseImageUri"}
+    assert all(resource.get("Condition", "UseBatch") == "UseBatch" for resource in batch.values())
     for name in ("BatchInstanceRole", "BatchInstanceProfile", "BatchJobRole"):
         assert resources[name]["Condition"] == "UseBatch"
     compute = resources["BatchComputeEnvironment"]["Properties"]["ComputeResources"]

@@ -7,15 +7,8 @@ from typing import Any
 import pytest
 from conftest import encode_hyperparameters
 
-from trainer.contract import (
-    EXPORT_FORMATS,
-    JobPaths,
-    TrainingConfig,
-    decode_hyperparameters,
-    parse_config,
-    read_hyperparameters,
-    with_resolved_seed,
-)
+from jobkit.hyperparameters import decode_hyperparameters, read_hyperparameters
+from trainer.contract import EXPORT_FORMATS, TrainingConfig, parse_config, with_resolved_seed
 from trainer.errors import ConfigError
 
 
@@ -150,22 +143,6 @@ def test_missing_or_broken_hyperparameters_file(tmp_path: Path) -> None:
     broken.write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         read_hyperparameters(broken)
-
-
-def test_job_paths_follow_sagemaker_defaults_and_overrides() -> None:
-    defaults = JobPaths.from_environment({})
-    assert defaults.hyperparameters_file == Path("/opt/ml/input/config/hyperparameters.json")
-    assert defaults.training_channel == Path("/opt/ml/input/data/training")
-    assert defaults.model_dir == Path("/opt/ml/model")
-    assert defaults.failure_file == Path("/opt/ml/output/failure")
-
-    paths = JobPaths.from_environment(
-        {"SAGEMAKER_BASE_DIR": "/jobs/j1", "SM_CHANNEL_TRAINING": "/data/t", "SM_MODEL_DIR": "/m"}
-    )
-    assert paths.hyperparameters_file == Path("/jobs/j1/input/config/hyperparameters.json")
-    assert paths.failure_file == Path("/jobs/j1/output/failure")
-    assert (paths.training_channel, paths.model_dir) == (Path("/data/t"), Path("/m"))
-    assert JobPaths.from_environment({"SAGEMAKER_BASE_DIR": "/b"}).model_dir == Path("/b/model")
 
 
 def test_a_missing_seed_is_drawn_once_and_a_given_seed_kept() -> None:

@@ -27,8 +27,9 @@ E2E_HYPERPARAMETERS = {
 
 def run_container(job: JobDir, timeout: float = 240, **extra_env: str) -> subprocess.Popen[str]:
     # As the local launcher starts it: its own virtualenv's python, cwd the container dir,
-    # a minimal environment.
+    # a minimal environment, with the shared contract library on the path.
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(job.base),
+           "PYTHONPATH": str(TRAINER_ROOT.parent / "jobkit"),
            "PYTHONUNBUFFERED": "1", **job.environment(**extra_env)}  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "trainer", "train"],

@@ -102,7 +102,10 @@ def test_caffe_layer_round_trips_through_keras_file_and_onnx(tmp_path: Path) -> 
     spec = [tf.TensorSpec((None, 8, 8, 3), tf.float32, name="image")]
     model.export(str(tmp_path / "m.onnx"), format="onnx", verbose=False, input_signature=spec)
     session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
-    np.testing.assert_allclose(session.run(None, {"image": pixels})[0], expected, atol=1e-6)
+    # ONNX Runtime and TensorFlow pick their own float32 kernels (which TensorFlow picks can
+    # depend on what ran before in the process): a few 1e-6 apart is the same model. The
+    # contract's export check allows 1e-4.
+    np.testing.assert_allclose(session.run(None, {"image": pixels})[0], expected, atol=1e-5)
 
 
 def _config(**values: Any) -> Any:

@@ -1,25 +1,17 @@
-"""Errors whose message is shown to the user as the job's failure reason.
+"""The trainer's errors. The user-facing base and the common kinds are the contract's
+(jobkit.errors); a failure raised as one of them becomes the job's failure reason verbatim."""
 
-Anything raised as a TrainerError is expected to say, in one line, what is wrong and what to
-change; other exceptions are reported with their type name in front, as bugs would be.
-"""
+from jobkit.errors import ConfigError, DataError, JobError
 
+__all__ = ["ConfigError", "DataError", "ExportCheckError", "TrainerError", "WeightsNotFoundError"]
 
-class TrainerError(Exception):
-    """A failure the user can act on; its message becomes the first line of output/failure."""
-
-
-class ConfigError(TrainerError):
-    """A hyperparameter is missing, of the wrong type or out of bounds."""
+# The trainer's failures are the contract's user-facing errors.
+TrainerError = JobError
 
 
-class DataError(TrainerError):
-    """The training channel cannot be read: manifest, layout or an image."""
-
-
-class WeightsNotFoundError(TrainerError):
+class WeightsNotFoundError(JobError):
     """ImageNet weights were asked for but the file is not in TRAINYARD_WEIGHTS_DIR."""
 
 
-class ExportCheckError(TrainerError):
+class ExportCheckError(JobError):
     """An exported model does not reproduce the Keras model's predictions."""

@@ -8,7 +8,7 @@ and `stop` can resolve by name.
 
 Batch provides none of SageMaker's /opt/ml plumbing; the container does it itself from the
 environment (containers/trainer/trainer/model_upload.py): it writes the hyperparameters from
-TRAINYARD_HYPERPARAMETERS_JSON, downloads TRAINYARD_INPUT_S3_URI into its channel dir and
+TRAINYARD_HYPERPARAMETERS_JSON, downloads TRAINYARD_INPUT_S3_URIS into its channel dirs and
 uploads its model dir to TRAINYARD_MODEL_S3_URI before exiting 0.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...domain import platform_job_name
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 PENDING_REF_PREFIX = "batch-pending:"
 JOB_ID_TAG = "trainyard:job-id"
 CONTAINER_BASE_DIR = "/opt/ml"
-TRAINING_CHANNEL = "training"
 ATTEMPTS = 3
 # Retry when the host went away (spot reclaim, instance retirement: "Host EC2 (instance …)
 # terminated."); the application's own failures exit at once, retrying them would only fail
@@ -62,7 +61,7 @@ class BatchLauncher:
         self,
         *,
         job_queue: str,
-        job_definition: str,
+        job_definitions: Mapping[str, str],
         artifacts_bucket: str,
         datasets_bucket: str,
         event_bus_name: str,
@@ -75,7 +74,7 @@ class BatchLauncher:
         """`blobs` is the artifacts bucket's store; `intent_recorder(job_id, launch_ref)`
         persists the pending ref before submitting (the JobStore's set_launch_ref)."""
         self._job_queue = job_queue
-        self._job_definition = job_definition
+        self._job_definitions = dict(job_definitions)  # container name → job definition
         self._artifacts_bucket = artifacts_bucket
         self._datasets_bucket = datasets_bucket
         self._event_bus_name = event_bus_name
@@ -105,19 +104,25 @@ class BatchLauncher:
 
     def submit_job_request(self, spec: LaunchSpec, channel_uris: dict[str, str]) -> dict[str, Any]:
         """The SubmitJob parameters for one job."""
+        definition = self._job_definitions.get(spec.container)
+        if not definition:
+            raise ValueError(f"no Batch job definition is configured for the {spec.container} container")
         environment = {
             "SAGEMAKER_BASE_DIR": CONTAINER_BASE_DIR,
-            "SM_CHANNEL_TRAINING": f"{CONTAINER_BASE_DIR}/input/data/{TRAINING_CHANNEL}",
+            **{
+                f"SM_CHANNEL_{channel.upper()}": f"{CONTAINER_BASE_DIR}/input/data/{channel}"
+                for channel in sorted(channel_uris)
+            },
             "SM_MODEL_DIR": f"{CONTAINER_BASE_DIR}/model",
             "TRAINYARD_EVENT_BUS_NAME": self._event_bus_name,
-            "TRAINYARD_INPUT_S3_URI": channel_uris[TRAINING_CHANNEL],
+            "TRAINYARD_INPUT_S3_URIS": json.dumps(channel_uris, sort_keys=True),
             "TRAINYARD_MODEL_S3_URI": s3_uri(self._artifacts_bucket, batch_model_prefix(spec.job_id)),
             "TRAINYARD_HYPERPARAMETERS_JSON": json.dumps(spec.hyperparameters),
         }
         return {
             "jobName": platform_job_name(spec.job_id),
             "jobQueue": self._job_queue,
-            "jobDefinition": self._job_definition,
+            "jobDefinition": definition,
             "containerOverrides": {
                 "environment": [{"name": name, "value": value} for name, value in environment.items()]
             },

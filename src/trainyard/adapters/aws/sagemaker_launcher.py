@@ -10,6 +10,7 @@ native state-change event ends the job (services/platform_events.py), which call
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -61,7 +62,7 @@ class SageMakerLauncher:
         self,
         blobs: BlobStore,
         *,
-        image_uri: str,
+        image_uris: Mapping[str, str],
         role_arn: str,
         instance_type: str,
         use_spot: bool,
@@ -79,7 +80,7 @@ class SageMakerLauncher:
         if use_spot and max_wait_seconds < max_runtime_seconds:
             raise ValueError("max_wait_seconds must be at least max_runtime_seconds with spot training")
         self._blobs = blobs
-        self._image_uri = image_uri
+        self._image_uris = dict(image_uris)  # container name ("trainer", "pose") → image
         self._role_arn = role_arn
         self._instance_type = instance_type
         self._use_spot = use_spot
@@ -112,10 +113,16 @@ class SageMakerLauncher:
 
     def training_job_request(self, spec: LaunchSpec, channel_uris: dict[str, str]) -> dict[str, Any]:
         """The CreateTrainingJob parameters for one job."""
+        image = self._image_uris.get(spec.container)
+        if not image:
+            raise ValueError(
+                f"no image is configured for the {spec.container} container"
+                f" (TRAINYARD_{spec.container.upper()}_IMAGE_URI)"
+            )
         stopping: dict[str, int] = {"MaxRuntimeInSeconds": self._max_runtime_seconds}
         request: dict[str, Any] = {
             "TrainingJobName": platform_job_name(spec.job_id),
-            "AlgorithmSpecification": {"TrainingImage": self._image_uri, "TrainingInputMode": "File"},
+            "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
             "RoleArn": self._role_arn,
             "InputDataConfig": [
                 {

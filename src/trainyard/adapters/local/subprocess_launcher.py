@@ -36,9 +36,13 @@ EXIT_UNKNOWN = -1000
 
 @dataclass(frozen=True)
 class ContainerCommand:
+    """`<python> -m <module> train` in `workdir`, with `pythonpath` (the shared job-contract
+    library, containers/jobkit) importable, as the container image has it."""
+
     python: Path
     workdir: Path
     module: str
+    pythonpath: tuple[Path, ...] = ()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -99,6 +103,8 @@ class SubprocessLauncher:
             "TRAINYARD_EVENTS_FILE": str(job_dir / "events.jsonl"),
             "PYTHONUNBUFFERED": "1",
         }
+        if command.pythonpath:
+            env["PYTHONPATH"] = os.pathsep.join(str(p.resolve()) for p in command.pythonpath)
         for channel in spec.channels:
             env[f"SM_CHANNEL_{channel.upper()}"] = str(job_dir / "input" / "data" / channel)
         if self._weights_dir is not None:

@@ -4,7 +4,8 @@ local runs, which set none of them, are unaffected:
 
 - TRAINYARD_HYPERPARAMETERS_JSON: the hyperparameters, written to the contract's
   hyperparameters.json before it is read.
-- TRAINYARD_INPUT_S3_URI: an S3 prefix downloaded into the training channel dir.
+- TRAINYARD_INPUT_S3_URIS: a JSON object {channel: S3 prefix}; each prefix is downloaded into
+  its channel dir (SM_CHANNEL_<NAME>, as SageMaker would have filled it).
 - TRAINYARD_MODEL_S3_URI: an S3 prefix the model dir is uploaded to after a successful run.
 
 boto3 is imported only when an S3 variable is set.
@@ -17,11 +18,14 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .errors import TrainerError
+from .errors import JobError
+from .paths import JobPaths
 
 HYPERPARAMETERS_VARIABLE = "TRAINYARD_HYPERPARAMETERS_JSON"
-INPUT_VARIABLE = "TRAINYARD_INPUT_S3_URI"
+INPUTS_VARIABLE = "TRAINYARD_INPUT_S3_URIS"
 MODEL_VARIABLE = "TRAINYARD_MODEL_S3_URI"
+# Written last by a job: their presence says the outputs are complete.
+MANIFEST_NAMES = ("trainyard_model.json", "trainyard_results.json")
 
 
 def _s3_client() -> Any:
@@ -33,10 +37,10 @@ def _s3_client() -> Any:
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """`s3://bucket/some/prefix/` → ("bucket", "some/prefix/"); the prefix ends in `/`."""
     if not uri.startswith("s3://"):
-        raise TrainerError(f"{uri!r} is not an s3:// URI")
+        raise JobError(f"{uri!r} is not an s3:// URI")
     bucket, _, prefix = uri[len("s3://") :].partition("/")
     if not bucket:
-        raise TrainerError(f"{uri!r} names no bucket")
+        raise JobError(f"{uri!r} names no bucket")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     return bucket, prefix
@@ -50,9 +54,9 @@ def write_hyperparameters(environ: Mapping[str, str], hyperparameters_file: Path
     try:
         values = json.loads(text)
     except ValueError as exc:
-        raise TrainerError(f"{HYPERPARAMETERS_VARIABLE} is not valid JSON: {exc}") from None
+        raise JobError(f"{HYPERPARAMETERS_VARIABLE} is not valid JSON: {exc}") from None
     if not isinstance(values, dict):
-        raise TrainerError(f"{HYPERPARAMETERS_VARIABLE} must hold a JSON object")
+        raise JobError(f"{HYPERPARAMETERS_VARIABLE} must hold a JSON object")
     hyperparameters_file.parent.mkdir(parents=True, exist_ok=True)
     hyperparameters_file.write_text(json.dumps(values))
     return True
@@ -66,7 +70,7 @@ def _relative_key(key: str, prefix: str) -> PurePosixPath | None:
         return None
     path = PurePosixPath(relative)
     if path.is_absolute() or ".." in path.parts:
-        raise TrainerError(f"input object {key!r} would be written outside the channel dir")
+        raise JobError(f"input object {key!r} would be written outside the channel dir")
     return path
 
 
@@ -86,26 +90,27 @@ def download_inputs(uri: str, channel_dir: Path, client: Any | None = None) -> i
                 target.parent.mkdir(parents=True, exist_ok=True)
                 s3.download_file(bucket, item["Key"], str(target))
                 count += 1
-    except TrainerError:
+    except JobError:
         raise
     except Exception as exc:
-        raise TrainerError(f"the training input {uri} could not be downloaded: {exc}") from exc
+        raise JobError(f"the input {uri} could not be downloaded: {exc}") from exc
     if count == 0:
-        raise TrainerError(f"the training input {uri} holds no files")
+        raise JobError(f"the input {uri} holds no files")
     return count
 
 
 def upload_model(uri: str, model_dir: Path, client: Any | None = None) -> list[str]:
     """Upload every file of `model_dir` under `uri`; returns the keys written. The manifest
-    (trainyard_model.json) goes last, so a partly uploaded model dir has none."""
+    (trainyard_model.json or trainyard_results.json) goes last, so a partly uploaded model dir
+    has none."""
     bucket, prefix = parse_s3_uri(uri)
     s3 = client if client is not None else _s3_client()
     files = sorted(
         (path for path in model_dir.rglob("*") if path.is_file()),
-        key=lambda path: (path.name == "trainyard_model.json", path.as_posix()),
+        key=lambda path: (path.name in MANIFEST_NAMES, path.as_posix()),
     )
     if not files:
-        raise TrainerError(f"model dir {model_dir} is empty: nothing to upload")
+        raise JobError(f"model dir {model_dir} is empty: nothing to upload")
     keys: list[str] = []
     try:
         for path in files:
@@ -113,13 +118,22 @@ def upload_model(uri: str, model_dir: Path, client: Any | None = None) -> list[s
             s3.upload_file(str(path), bucket, key)
             keys.append(key)
     except Exception as exc:
-        raise TrainerError(f"the model could not be uploaded to {uri}: {exc}") from exc
+        raise JobError(f"the model could not be uploaded to {uri}: {exc}") from exc
     return keys
 
 
-def download_inputs_from_environment(environ: Mapping[str, str], channel_dir: Path) -> int:
-    uri = environ.get(INPUT_VARIABLE)
-    return 0 if not uri else download_inputs(uri, channel_dir)
+def download_channels_from_environment(environ: Mapping[str, str], paths: JobPaths) -> int:
+    """Fill each channel dir named in TRAINYARD_INPUT_S3_URIS; returns the files downloaded."""
+    text = environ.get(INPUTS_VARIABLE)
+    if not text:
+        return 0
+    try:
+        uris = json.loads(text)
+    except ValueError as exc:
+        raise JobError(f"{INPUTS_VARIABLE} is not valid JSON: {exc}") from None
+    if not isinstance(uris, dict) or not all(isinstance(u, str) for u in uris.values()):
+        raise JobError(f"{INPUTS_VARIABLE} must map channel names to s3:// URIs")
+    return sum(download_inputs(uri, paths.channel(name)) for name, uri in sorted(uris.items()))
 
 
 def upload_model_from_environment(environ: Mapping[str, str], model_dir: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""The AWS Batch hook: hyperparameters from the environment, inputs downloaded from S3, the
+"""The AWS Batch hooks: hyperparameters from the environment, inputs downloaded from S3, the
 model dir uploaded to S3 (moto stands in for S3)."""
 
 from __future__ import annotations
@@ -10,18 +10,17 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import encode_hyperparameters
 from moto import mock_aws
 
-from trainer.__main__ import main
-from trainer.errors import TrainerError
-from trainer.model_upload import (
+from jobkit.batch import (
+    download_channels_from_environment,
     download_inputs,
     parse_s3_uri,
     upload_model,
     write_hyperparameters,
 )
-from trainer.synthetic import write_shapes_dataset
+from jobkit.errors import JobError
+from jobkit.paths import JobPaths
 
 BUCKET = "test-artifacts"
 INPUT_PREFIX = "jobs/job_batch/input/training/"
@@ -55,7 +54,7 @@ def stored_keys(s3: Any, prefix: str) -> list[str]:
 def test_parse_s3_uri() -> None:
     assert parse_s3_uri("s3://bucket/a/b/") == ("bucket", "a/b/")
     assert parse_s3_uri("s3://bucket/a/b") == ("bucket", "a/b/")
-    with pytest.raises(TrainerError, match="not an s3"):
+    with pytest.raises(JobError, match="not an s3"):
         parse_s3_uri("https://bucket/a")
 
 
@@ -68,7 +67,7 @@ def test_write_hyperparameters_only_when_the_variable_is_set(tmp_path: Path) -> 
     assert write_hyperparameters({"TRAINYARD_HYPERPARAMETERS_JSON": json.dumps(values)}, target)
     assert json.loads(target.read_text()) == values
 
-    with pytest.raises(TrainerError, match="JSON object"):
+    with pytest.raises(JobError, match="JSON object"):
         write_hyperparameters({"TRAINYARD_HYPERPARAMETERS_JSON": "[1]"}, target)
 
 
@@ -85,15 +84,15 @@ def test_download_inputs_keeps_relative_paths(s3: Any, tmp_path: Path) -> None:
 
 def test_download_inputs_refuses_keys_leaving_the_channel(s3: Any, tmp_path: Path) -> None:
     s3.put_object(Bucket=BUCKET, Key=f"{INPUT_PREFIX}../escape.txt", Body=b"x")
-    with pytest.raises(TrainerError, match="outside the channel dir"):
+    with pytest.raises(JobError, match="outside the channel dir"):
         download_inputs(f"s3://{BUCKET}/{INPUT_PREFIX}", tmp_path / "channel", s3)
     assert not (tmp_path / "escape.txt").exists()
 
 
 def test_download_of_an_empty_or_missing_input_is_an_error(s3: Any, tmp_path: Path) -> None:
-    with pytest.raises(TrainerError, match="holds no files"):
+    with pytest.raises(JobError, match="holds no files"):
         download_inputs(f"s3://{BUCKET}/{INPUT_PREFIX}", tmp_path, s3)
-    with pytest.raises(TrainerError, match="could not be downloaded"):
+    with pytest.raises(JobError, match="could not be downloaded"):
         download_inputs(f"s3://no-such-bucket/{INPUT_PREFIX}", tmp_path, s3)
 
 
@@ -114,52 +113,39 @@ def test_upload_model_writes_the_manifest_last(s3: Any, tmp_path: Path) -> None:
 
 
 def test_upload_of_an_empty_model_dir_is_an_error(s3: Any, tmp_path: Path) -> None:
-    with pytest.raises(TrainerError, match="nothing to upload"):
+    with pytest.raises(JobError, match="nothing to upload"):
         upload_model(f"s3://{BUCKET}/{MODEL_PREFIX}", tmp_path, s3)
 
 
-def test_a_batch_style_run_uses_s3_for_inputs_and_model(s3: Any, tmp_path: Path) -> None:
-    # As AWS Batch starts it: nothing under the base dir but what the environment names.
-    source = tmp_path / "dataset"
-    write_shapes_dataset(source, per_class=12, size=32, num_classes=2, seed=0)
-    upload_tree(s3, source, INPUT_PREFIX)
-    hyperparameters = encode_hyperparameters(
-        {"job_id": "job_batch", "backbone": "small_cnn", "epochs": 1, "image_size": 32,
-         "batch_size": 8, "seed": 1, "exports": ["onnx"]}
-    )  # fmt: skip
-    base = tmp_path / "opt-ml"
-    environment = {
-        "SAGEMAKER_BASE_DIR": str(base),
-        "SM_CHANNEL_TRAINING": str(base / "input" / "data" / "training"),
-        "SM_MODEL_DIR": str(base / "model"),
-        "TRAINYARD_EVENTS_FILE": str(tmp_path / "events.jsonl"),
-        "TRAINYARD_HYPERPARAMETERS_JSON": json.dumps(hyperparameters),
-        "TRAINYARD_INPUT_S3_URI": f"s3://{BUCKET}/{INPUT_PREFIX}",
-        "TRAINYARD_MODEL_S3_URI": f"s3://{BUCKET}/{MODEL_PREFIX}",
+def test_each_channel_named_in_the_environment_is_downloaded_into_its_dir(
+    s3: Any, tmp_path: Path
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key="jobs/j/input/model/trainyard_model.json", Body=b"{}")
+    s3.put_object(Bucket=BUCKET, Key="jobs/j/input/video/clip.mp4", Body=b"mp4")
+    environ = {
+        "SAGEMAKER_BASE_DIR": str(tmp_path),
+        "SM_CHANNEL_VIDEO": str(tmp_path / "elsewhere"),
+        "TRAINYARD_INPUT_S3_URIS": json.dumps(
+            {"model": f"s3://{BUCKET}/jobs/j/input/model/", "video": f"s3://{BUCKET}/jobs/j/input/video/"}
+        ),
     }
 
-    assert main(["train"], environment) == 0, (base / "output" / "failure").read_text()
+    count = download_channels_from_environment(environ, JobPaths.from_environment(environ))
 
-    assert stored_keys(s3, MODEL_PREFIX) == [
-        f"{MODEL_PREFIX}model.onnx",
-        f"{MODEL_PREFIX}trainyard_model.json",
-    ]
-    manifest = s3.get_object(Bucket=BUCKET, Key=f"{MODEL_PREFIX}trainyard_model.json")["Body"]
-    assert json.loads(manifest.read())["classes"] == ["green square", "red circle"]
+    assert count == 2
+    assert (tmp_path / "input" / "data" / "model" / "trainyard_model.json").read_bytes() == b"{}"
+    assert (tmp_path / "elsewhere" / "clip.mp4").read_bytes() == b"mp4"
+    assert download_channels_from_environment({}, JobPaths.from_environment({})) == 0
+    with pytest.raises(JobError, match="must map channel names"):
+        download_channels_from_environment(
+            {"TRAINYARD_INPUT_S3_URIS": "[1]"}, JobPaths.from_environment({})
+        )
 
 
-def test_a_failed_download_fails_the_job_with_a_reason(s3: Any, tmp_path: Path) -> None:
-    base = tmp_path / "opt-ml"
-    environment = {
-        "SAGEMAKER_BASE_DIR": str(base),
-        "TRAINYARD_EVENTS_FILE": str(tmp_path / "events.jsonl"),
-        "TRAINYARD_HYPERPARAMETERS_JSON": json.dumps({"job_id": '"job_batch"'}),
-        "TRAINYARD_INPUT_S3_URI": f"s3://{BUCKET}/{INPUT_PREFIX}",
-        "TRAINYARD_MODEL_S3_URI": f"s3://{BUCKET}/{MODEL_PREFIX}",
-    }
+def test_upload_writes_a_results_manifest_last_too(s3: Any, tmp_path: Path) -> None:
+    for name in ("trainyard_results.json", "predictions.slp", "preview.png"):
+        (tmp_path / name).write_text(name)
 
-    assert main(["train"], environment) == 1
+    keys = upload_model(f"s3://{BUCKET}/{MODEL_PREFIX}", tmp_path, s3)
 
-    reason = (base / "output" / "failure").read_text()
-    assert reason.startswith(f"the training input s3://{BUCKET}/{INPUT_PREFIX} holds no files")
-    assert stored_keys(s3, MODEL_PREFIX) == []
+    assert keys[-1] == f"{MODEL_PREFIX}trainyard_results.json"

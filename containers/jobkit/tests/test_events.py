@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from trainer.events import (
+from jobkit.events import (
     EventBridgeSink,
     FileSink,
     ProgressEmitter,

@@ -1,6 +1,6 @@
 """Progress events (schema trainyard.job-progress/1) and the sinks the environment selects.
 
-The training code only calls `ProgressEmitter.status/epoch/failed`; where the events go is
+Job code only calls `ProgressEmitter.status/epoch/progress/failed`; where the events go is
 decided once, from the environment, as the contract requires:
 TRAINYARD_EVENTS_FILE (local launcher), TRAINYARD_EVENT_BUS_NAME (EventBridge), or stdout.
 """
@@ -145,10 +145,10 @@ class ProgressEmitter:
         epochs: int,
         loss: float | None,
         val_loss: float | None,
-        accuracy: float | None,
-        val_accuracy: float | None,
-        lr: float,
+        lr: float | None,
         duration_seconds: float,
+        accuracy: float | None = None,
+        val_accuracy: float | None = None,
     ) -> dict[str, Any]:
         fields = {
             "epoch": epoch,
@@ -161,6 +161,12 @@ class ProgressEmitter:
             "duration_seconds": _json_number(duration_seconds),
         }
         return self._emit("epoch", str(epoch), fields)
+
+    def progress(self, done: int, total: int | None, unit: str = "frames") -> dict[str, Any]:
+        """Work done so far in a job without epochs (video inference: frames predicted)."""
+        return self._emit(
+            "progress", str(done), {"done": done, "total": total, "unit": unit}
+        )
 
     def failed(self, error: str) -> dict[str, Any]:
         return self._emit("failed", None, {"error": error})
