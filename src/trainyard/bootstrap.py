@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .adapters.local.disk_blobs import DiskBlobStore
 from .adapters.local.event_bus import InProcessEventBus
+from .adapters.local.pose_probe import SubprocessPoseProbe
 from .adapters.local.secrets_file import FileSecretStore
 from .adapters.local.sqlite_store import SqliteJobStore
 from .adapters.local.subprocess_launcher import (
@@ -17,7 +18,7 @@ from .adapters.local.subprocess_launcher import (
     ContainerCommand,
     SubprocessLauncher,
 )
-from .ports import BlobStore, EventBus, JobLauncher, JobStore, SecretStore
+from .ports import BlobStore, EventBus, JobLauncher, JobStore, PoseProbe, SecretStore
 from .services.archives import ArchiveLimits
 from .services.datasets import DatasetService
 from .services.job_events import JobEventsService
@@ -84,6 +85,8 @@ class Adapters:
     launcher: JobLauncher
     secrets: SecretStore
     upload_transport: UploadTransport  # how clients send uploads too large for one request
+    # checks pose uploads with sleap-io outside the API process; None: no pose on this backend
+    pose_probe: PoseProbe | None = None
 
 
 def bootstrap(settings: Settings) -> Services:
@@ -95,6 +98,7 @@ def bootstrap(settings: Settings) -> Services:
 def _local_adapters(settings: Settings) -> Adapters:
     blobs = DiskBlobStore(settings.blob_root)
     bus = InProcessEventBus()
+    pose = ContainerCommand(settings.resolved_pose_python, settings.pose_dir, "pose", (settings.jobkit_dir,))
     launcher = SubprocessLauncher(
         settings.jobs_root,
         blobs,
@@ -103,9 +107,7 @@ def _local_adapters(settings: Settings) -> Adapters:
             "trainer": ContainerCommand(
                 settings.resolved_trainer_python, settings.trainer_dir, "trainer", (settings.jobkit_dir,)
             ),
-            "pose": ContainerCommand(
-                settings.resolved_pose_python, settings.pose_dir, "pose", (settings.jobkit_dir,)
-            ),
+            "pose": pose,
         },
         weights_dir=settings.weights_dir,
         cancel_grace_seconds=settings.cancel_grace_seconds,
@@ -117,6 +119,7 @@ def _local_adapters(settings: Settings) -> Adapters:
         launcher=launcher,
         secrets=FileSecretStore(settings.home / "secrets.json"),
         upload_transport=ApiUploadTransport(),
+        pose_probe=SubprocessPoseProbe(pose),
     )
 
 
@@ -176,7 +179,7 @@ def _aws_adapters(settings: Settings) -> Adapters:
 
 def _wire(settings: Settings, adapters: Adapters) -> Services:
     store, blobs, bus, launcher = adapters.store, adapters.blobs, adapters.bus, adapters.launcher
-    jobs = JobService(store, launcher, bus)
+    jobs = JobService(store, launcher, bus, blobs, adapters.pose_probe, settings.max_video_frames)
     job_events = JobEventsService(store, blobs, jobs)
     platform_events = PlatformEventsService(store, launcher, job_events)
     predictor = Predictor(blobs, settings.predict_cache_size, settings.max_image_pixels)
@@ -199,6 +202,8 @@ def _wire(settings: Settings, adapters: Adapters) -> Services:
         ArchiveLimits(settings.max_archive_files, settings.max_archive_uncompressed_bytes),
         settings.max_image_pixels,
         settings.min_images_per_class,
+        adapters.pose_probe,
+        settings.min_pose_frames,
     )
     uploads = UploadService(
         blobs,

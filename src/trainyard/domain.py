@@ -96,10 +96,12 @@ class Record(BaseModel):
 
 class JobType(StrEnum):
     TRAIN = "train"
+    INFER = "infer"  # run a trained model on an input (a pose model on a video)
 
 
 class Task(StrEnum):
     CLASSIFICATION = "classification"
+    POSE = "pose"
 
 
 class Tenant(Record):
@@ -125,7 +127,9 @@ class Dataset(Record):
     name: str
     task: Task = Task.CLASSIFICATION
     classes: list[str]
-    image_count: int
+    image_count: int  # pose: labelled frames
+    # pose: the stored files, skeletons, labelled frame and instance counts, videos
+    details: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -148,8 +152,8 @@ class Job(Record):
     type: JobType
     task: Task
     status: JobStatus = JobStatus.PENDING
-    dataset_id: str
-    model_id: str
+    dataset_id: str | None  # None for inference jobs
+    model_id: str  # the model a training job produces, or the one an inference job runs
     params: dict[str, Any]
     webhook_url: str | None = None
     current_epoch: int = 0
@@ -159,6 +163,11 @@ class Job(Record):
     val_loss: float | None = None
     val_accuracy: float | None = None
     last_epoch_duration_seconds: float | None = None
+    # work without epochs (video inference): how far it is, e.g. 120 of 300 frames
+    progress_done: int = 0
+    progress_total: int | None = None
+    progress_unit: str | None = None
+    result: dict[str, Any] | None = None  # an inference job's outputs (its results manifest)
     error: str | None = None
     launch_ref: str | None = None  # launcher-specific handle: pid, SageMaker job name, …
     request_fingerprint: str | None = None  # SHA-256 of the creating request (idempotent replays)
@@ -167,6 +176,39 @@ class Job(Record):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+def transitioned(
+    job: Job, target: JobStatus, error: str | None, result: dict[str, Any] | None
+) -> Job:
+    """The job after a transition its current status allows (the stores check that)."""
+    now = utcnow()
+    update: dict[str, Any] = {"status": target, "version": job.version + 1, "updated_at": now}
+    if target is JobStatus.RUNNING or (target.is_terminal and job.started_at is None):
+        update["started_at"] = job.started_at or now
+    if target.is_terminal:
+        update["finished_at"] = now
+    if error is not None:
+        update["error"] = error
+    if result is not None:
+        update["result"] = result
+    return job.model_copy(update=update)
+
+
+def progressed(job: Job, done: int, total: int | None, unit: str) -> Job | None:
+    """The job with its progress moved forward to `done`, or None when that is no step
+    forward (a redelivered or late event)."""
+    if done <= job.progress_done or job.status.is_terminal:
+        return None
+    return job.model_copy(
+        update={
+            "progress_done": done,
+            "progress_total": total,
+            "progress_unit": unit,
+            "version": job.version + 1,
+            "updated_at": utcnow(),
+        }
+    )
 
 
 class EpochMetrics(Record):

@@ -41,3 +41,9 @@ class Conflict(TrainyardError):
 
 class Unauthorized(TrainyardError):
     code = "unauthorized"
+
+
+class Unavailable(TrainyardError):
+    """A part the request needs is not installed or not reachable (HTTP 503)."""
+
+    code = "unavailable"

@@ -6,6 +6,7 @@
 | BlobStore   | a directory                    | S3                             |
 | JobLauncher | subprocess in the container venv | SageMaker / AWS Batch        |
 | EventBus    | in-process dispatch            | EventBridge                    |
+| PoseProbe   | subprocess in the pose venv    | (not built yet: see docs)      |
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class JobStore(Protocol):
     def list_images(self, tenant_id: str, dataset_id: str) -> list[Image]: ...
 
     # jobs and models; a training job and the model it produces are created together
-    def create_job(self, job: Job, model: Model) -> None:
+    def create_job(self, job: Job, model: Model | None) -> None:
         """Raises Conflict when a job with this id exists (ids can be derived from an
         idempotency key, so two requests may race for one)."""
         ...
@@ -66,15 +67,27 @@ class JobStore(Protocol):
     def get_job_any_tenant(self, job_id: str) -> Job | None: ...
     def list_jobs(self, tenant_id: str, limit: int, cursor: str | None) -> Page: ...
     def list_unfinished_jobs(self) -> list[Job]: ...
-    def transition_job(self, job_id: str, target: JobStatus, *, error: str | None = None) -> Job | None:
+    def transition_job(
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        error: str | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> Job | None:
         """Move the job to `target` only if its current status allows it (a conditional
-        write). Returns the updated job, or None when the write did not apply."""
+        write), recording `error` or an inference job's `result` with it. Returns the updated
+        job, or None when the write did not apply."""
         ...
 
     def set_launch_ref(self, job_id: str, launch_ref: str) -> None: ...
     def record_epoch(self, metrics: EpochMetrics, epochs: int) -> bool:
         """Store one epoch's metrics once; the job's summary moves only to a later epoch.
         Returns False for a duplicate."""
+        ...
+    def record_progress(self, job_id: str, done: int, total: int | None, unit: str) -> bool:
+        """Move the job's progress forward to `done`; a late, smaller count changes nothing.
+        Returns whether it moved."""
         ...
 
     def list_epochs(self, job_id: str) -> list[EpochMetrics]: ...
@@ -190,3 +203,18 @@ def iter_pages(fetch: Callable[[str | None], Page]) -> Iterator[Any]:
         if page.next_cursor is None:
             return
         cursor = page.next_cursor
+
+
+class PoseProbe(Protocol):
+    """Checks pose inputs with SLEAP's own readers, outside the API process: sleap-io and its
+    video decoders live in the pose container's environment (containers/pose/pose/probe.py).
+    Raises InvalidInput with the reason when the input is bad, Unavailable when it cannot run."""
+
+    def probe_dataset(self, root: Path, min_frames: int) -> dict[str, Any]:
+        """A summary of the SLEAP labels unpacked under `root`: labels file, video files,
+        skeletons, labelled frames, instances, videos."""
+        ...
+
+    def probe_video(self, path: Path) -> dict[str, Any]:
+        """{"video": {name, frames, height, width, channels, fps}} for a decodable video."""
+        ...

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     max_archive_uncompressed_bytes: int = Field(2 * 1024**3, ge=1024)
     max_image_pixels: int = Field(40_000_000, ge=1)
     min_images_per_class: int = Field(1, ge=1)
+    min_pose_frames: int = Field(2, ge=1)  # labelled frames a pose dataset needs
+    max_video_frames: int = Field(100_000, ge=1)  # longest video a pose model runs on
 
     predict_cache_size: int = Field(8, ge=1)
     webhook_max_attempts: int = Field(6, ge=1)

@@ -62,7 +62,7 @@ def test_hidden_files_and_macos_metadata_are_ignored(client: TestClient) -> None
 @pytest.mark.parametrize(
     "archive,expected",
     [
-        (b"this is not a zip", "not a .zip or .tar.gz"),
+        (b"this is not a zip", "not a .zip, .tar.gz or .7z"),
         (b"PK\x03\x04" + b"\x00" * 40, "corrupt zip"),
         (
             zip_bytes(

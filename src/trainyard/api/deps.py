@@ -13,6 +13,7 @@ from fastapi import Depends, Query, Request
 from starlette.datastructures import FormData, UploadFile
 
 from ..bootstrap import Services
+from ..domain import Task
 from ..errors import BadRequest, InvalidInput, PayloadTooLarge, Unauthorized
 from ..ports import Page
 
@@ -66,6 +67,14 @@ def check_declared_size(request: Request, limit: int) -> None:
         )
 
 
+def parse_task(value: object) -> Task:
+    """A dataset's task from a form or JSON field; classification when absent."""
+    try:
+        return Task.CLASSIFICATION if value is None else Task(str(value))
+    except ValueError:
+        raise InvalidInput(f"task: must be one of {', '.join(t.value for t in Task)}") from None
+
+
 def reject_unknown_fields(body: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(body) - allowed)
     if unknown:
@@ -86,12 +95,12 @@ async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
     return data
 
 
-async def multipart_form(request: Request) -> FormData:
+async def multipart_form(request: Request, max_files: int = 1) -> FormData:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise BadRequest("send multipart/form-data")
     try:
-        return await request.form(max_files=1, max_fields=20)
+        return await request.form(max_files=max_files, max_fields=20)
     except Exception as exc:  # the parser's errors are not a stable public type
         raise BadRequest(f"unreadable multipart body: {exc}") from exc
 

@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
@@ -17,6 +18,7 @@ from ..errors import (
     PayloadTooLarge,
     TrainyardError,
     Unauthorized,
+    Unavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ STATUS_BY_ERROR: dict[type[TrainyardError], int] = {
     Unauthorized: 401,
     NotFound: 404,
     Conflict: 409,
+    Unavailable: 503,
     PayloadTooLarge: 413,
     InvalidInput: 422,
 }
@@ -35,7 +38,7 @@ def error_body(code: str, message: str) -> dict[str, str]:
     return {"error": code, "message": message}
 
 
-def describe_validation_error(exc: RequestValidationError) -> str:
+def describe_validation_error(exc: RequestValidationError | ValidationError) -> str:
     parts = []
     for error in exc.errors()[:10]:
         location = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"

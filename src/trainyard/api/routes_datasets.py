@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from ..domain import Dataset
+from ..domain import Dataset, Task
 from ..errors import InvalidInput
 from .deps import (
     PaginationDep,
@@ -15,6 +16,7 @@ from .deps import (
     check_declared_size,
     multipart_form,
     page_body,
+    parse_task,
     read_json_body,
     reject_unknown_fields,
     remove_quietly,
@@ -25,10 +27,16 @@ from .routes_uploads import dataset_from_upload_request
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 
+MAX_POSE_FILES = 20  # a .slp and its videos, sent as separate `file` fields
+
+
 def public_dataset(dataset: Dataset) -> dict[str, Any]:
-    return dataset.model_dump(
+    view = dataset.model_dump(
         mode="json", include={"id", "name", "task", "classes", "image_count", "created_at"}
     )
+    if dataset.task is Task.POSE:  # skeletons, labelled frames, instances, videos
+        view.update(dataset.model_dump(mode="json", include={"details"})["details"])
+    return view
 
 
 UPLOAD_BODY = {
@@ -42,6 +50,7 @@ UPLOAD_BODY = {
                     "properties": {
                         "name": {"type": "string", "maxLength": 200},
                         "upload_id": {"type": "string", "description": "from POST /v1/uploads"},
+                        "task": {"type": "string", "enum": ["classification", "pose"]},
                     },
                 }
             },
@@ -51,10 +60,14 @@ UPLOAD_BODY = {
                     "required": ["name", "file"],
                     "properties": {
                         "name": {"type": "string", "maxLength": 200},
+                        "task": {"type": "string", "enum": ["classification", "pose"]},
                         "file": {
                             "type": "string",
                             "format": "binary",
-                            "description": ".zip or .tar.gz: <class>/<image> or train|val/<class>/<image>",
+                            "description": "classification: a .zip or .tar.gz of <class>/<image> or"
+                            " train|val/<class>/<image>. pose: a .pkg.slp, or a .zip/.7z/.tar.gz"
+                            " holding a .slp and its videos, or (repeated `file` fields) a .slp"
+                            " and its videos",
                         },
                     },
                 }
@@ -67,7 +80,10 @@ UPLOAD_BODY = {
 # The form is read by hand rather than declared with Form()/UploadFile parameters, so that
 # the parser's limits (one file, few fields) and the error messages are the service's own.
 @router.post(
-    "", status_code=201, summary="Upload a .zip or .tar.gz of class folders", openapi_extra=UPLOAD_BODY
+    "",
+    status_code=201,
+    summary="Upload a dataset: class folders (classification) or SLEAP labels (pose)",
+    openapi_extra=UPLOAD_BODY,
 )
 async def create_dataset(request: Request, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     if request.headers.get("content-type", "").startswith("application/json"):
@@ -75,17 +91,30 @@ async def create_dataset(request: Request, services: ServicesDep, tenant: Tenant
         return public_dataset(await dataset_from_upload_request(request, tenant))
     limit = services.settings.inline_limit
     check_declared_size(request, limit + 64 * 1024)
-    form = await multipart_form(request)
-    name, file = form.get("name"), form.get("file")
+    form = await multipart_form(request, max_files=MAX_POSE_FILES)
+    name, task = form.get("name"), parse_task(form.get("task"))
+    files = [f for f in form.getlist("file") if not isinstance(f, str)]
     if not isinstance(name, str):
         raise InvalidInput("name: a form field 'name' is required")
-    if file is None or isinstance(file, str):
+    if not files:
         raise InvalidInput("file: a multipart file field named 'file' is required")
-    archive = await spool_upload(file, services.settings.tmp_root, limit)
+    if len(files) > 1 and task is not Task.POSE:
+        raise InvalidInput(
+            "file: send one archive; several files are for pose datasets (a .slp and its videos)"
+        )
+    spooled: list[tuple[Path, str | None]] = []
     try:
-        dataset = await run_in_threadpool(services.datasets.create_from_archive, tenant, name, archive)
+        for file in files:  # the inline limit holds for the request as a whole
+            spooled.append((await spool_upload(file, services.settings.tmp_root, limit), file.filename))
+        if task is Task.POSE:
+            dataset = await run_in_threadpool(services.datasets.create_pose_dataset, tenant, name, spooled)
+        else:
+            dataset = await run_in_threadpool(
+                services.datasets.create_from_archive, tenant, name, spooled[0][0]
+            )
     finally:
-        remove_quietly(archive)
+        for path, _ in spooled:
+            remove_quietly(path)
     return public_dataset(dataset)
 
 
@@ -97,6 +126,8 @@ def list_datasets(services: ServicesDep, tenant: TenantDep, page: PaginationDep)
 @router.get("/{dataset_id}")
 def get_dataset(dataset_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     dataset = services.datasets.get(tenant, dataset_id)
+    if dataset.task is not Task.CLASSIFICATION:
+        return public_dataset(dataset)
     images = services.store.list_images(tenant, dataset_id)
     counts = Counter((i.label, i.split or "unsplit") for i in images)
     view = public_dataset(dataset)

@@ -42,7 +42,7 @@ def delete_model(model_id: str, services: ServicesDep, tenant: TenantDep) -> Non
 
 @router.get(
     "/{model_id}/exports/{fmt}",
-    summary="Download an export: keras, onnx or tflite (on AWS: a 307 to a presigned S3 URL)",
+    summary="Download an export: keras, onnx, tflite, sleap (on AWS: a 307 to a presigned S3 URL)",
     response_model=None,
 )
 def download_export(

@@ -19,6 +19,7 @@ from .deps import (
     ServicesDep,
     TenantDep,
     check_declared_size,
+    parse_task,
     read_json_body,
     reject_unknown_fields,
     remove_quietly,
@@ -113,10 +114,11 @@ async def dataset_from_upload_request(request: Request, tenant: str) -> Dataset:
     """The JSON form of POST /v1/datasets: {"name": ..., "upload_id": ...} names a finished
     upload instead of carrying the archive."""
     body = await read_json_body(request, MAX_JSON_BODY_BYTES)
-    reject_unknown_fields(body, {"name", "upload_id"})
+    reject_unknown_fields(body, {"name", "upload_id", "task"})
     name, upload_id = body.get("name"), body.get("upload_id")
+    task = parse_task(body.get("task"))
     if not isinstance(name, str):
         raise InvalidInput("name: a string is required")
     if not isinstance(upload_id, str):
         raise InvalidInput("upload_id: a string is required (the id POST /v1/uploads returned)")
-    return await run_in_threadpool(get_uploads(request).create_dataset, tenant, name, upload_id)
+    return await run_in_threadpool(get_uploads(request).create_dataset, tenant, name, upload_id, task)

@@ -1,9 +1,10 @@
-"""Safe extraction of uploaded .zip and .tar.gz archives.
+"""Safe extraction of uploaded .zip, .tar.gz and .7z archives.
 
 Every member name is checked before anything is written (no absolute paths, no `..`, no
 backslashes or drive letters), links and devices are refused, and the file count and total
 uncompressed size are capped while the bytes stream, so a bomb stops at the cap rather than
-at the end of the disk.
+at the end of the disk. A .7z is decoded by py7zr, whose decoders stop at each member's
+declared size: the declared sizes are checked against the caps before anything is written.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import tarfile
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from ..errors import InvalidInput
 
 CHUNK = 1024 * 1024
 DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
+SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,9 @@ def detect_archive_kind(path: Path) -> str:
         return "zip"
     if head.startswith(b"\x1f\x8b"):
         return "tar.gz"
-    raise InvalidInput("file is not a .zip or .tar.gz archive")
+    if head.startswith(SEVEN_ZIP_MAGIC[:4]):
+        return "7z"
+    raise InvalidInput("file is not a .zip, .tar.gz or .7z archive")
 
 
 class _Budget:
@@ -112,11 +117,49 @@ def _tar_members(path: Path) -> Iterator[tuple[str, bool, IO[bytes] | None]]:
             raise InvalidInput(f"corrupt tar.gz archive: {exc}") from exc
 
 
+def _7z_members(path: Path, limits: ArchiveLimits) -> Iterator[tuple[str, bool, IO[bytes] | None]]:
+    import py7zr  # noqa: PLC0415 - only .7z uploads need it
+    from py7zr.exceptions import Bad7zFile  # noqa: PLC0415
+
+    try:
+        archive = py7zr.SevenZipFile(path)
+    except (Bad7zFile, OSError, EOFError, ValueError) as exc:
+        raise InvalidInput(f"corrupt 7z archive: {exc}") from exc
+    with archive:
+        if archive.needs_password():
+            raise InvalidInput("the 7z archive is encrypted")
+        entries = archive.list()
+        declared = sum(entry.uncompressed or 0 for entry in entries if not entry.is_directory)
+        if declared > limits.max_total_bytes:
+            raise InvalidInput(f"archive expands to more than {limits.max_total_bytes} bytes")
+        for entry in entries:
+            safe_member_path(entry.filename)
+            if entry.is_symlink:
+                raise InvalidInput(f"archive entry {entry.filename!r} is a symbolic link")
+        with tempfile.TemporaryDirectory(prefix="7z-", dir=path.parent) as scratch:
+            try:
+                archive.extractall(path=scratch)
+            except Exception as exc:  # py7zr raises many kinds for damaged data (CRC, LZMA, …)
+                raise InvalidInput(f"corrupt 7z archive: {exc}") from exc
+            for entry in entries:
+                member = Path(scratch).joinpath(*PurePosixPath(entry.filename).parts)
+                if entry.is_directory:
+                    yield entry.filename, True, None
+                    continue
+                with member.open("rb") as stream:
+                    yield entry.filename, False, stream
+
+
 def extract_archive(path: Path, destination: Path, limits: ArchiveLimits) -> list[PurePosixPath]:
     """Extract into `destination` (which must be empty); returns the files' relative paths.
     On any error the destination is removed and InvalidInput names the problem."""
     kind = detect_archive_kind(path)
-    members = _zip_members(path) if kind == "zip" else _tar_members(path)
+    if kind == "zip":
+        members = _zip_members(path)
+    elif kind == "tar.gz":
+        members = _tar_members(path)
+    else:
+        members = _7z_members(path, limits)
     budget = _Budget(limits)
     extracted: list[PurePosixPath] = []
     destination.mkdir(parents=True, exist_ok=True)

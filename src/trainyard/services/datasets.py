@@ -1,4 +1,5 @@
-"""Datasets: upload an archive of class folders, append images, list, delete.
+"""Datasets: upload an archive of class folders (classification) or SLEAP labels (pose),
+append images, list, delete.
 
 Everything is validated before anything is stored; blobs are written first and the records
 last, in one transaction, and a failure in between removes the blobs again, so a bad upload
@@ -11,17 +12,32 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..domain import Dataset, Image, Task, new_id
-from ..errors import InvalidInput, NotFound
-from ..ports import BlobStore, JobStore, Page
-from .archives import ArchiveLimits, extract_archive
+from ..errors import InvalidInput, NotFound, Unavailable
+from ..ports import BlobStore, JobStore, Page, PoseProbe
+from .archives import ArchiveLimits, detect_archive_kind, extract_archive
 from .images import CheckedImage, check_image, decode_base64_image
 
 SPLITS = ("train", "val")
 MAX_LABEL_LENGTH = 200
 MAX_IMAGES_PER_APPEND = 1000
 LAYOUT_HELP = "expected <class>/<image> or train/<class>/<image> + val/<class>/<image>"
+POSE_UPLOAD_HELP = "send a .pkg.slp, a .slp with its videos, or a .zip/.7z/.tar.gz holding them"
+
+
+def dataset_files_prefix(tenant_id: str, dataset_id: str) -> str:
+    """Where a pose dataset's files are kept, under their relative paths in the upload."""
+    return f"tenants/{tenant_id}/datasets/{dataset_id}/files/"
+
+
+def _plain_file_name(filename: str | None) -> str:
+    """A single uploaded file's name inside the dataset: its base name, nothing more."""
+    name = Path((filename or "").replace("\\", "/")).name
+    if not name or name.startswith(".") or len(name) > MAX_LABEL_LENGTH:
+        raise InvalidInput(f"file name {filename!r} is not usable; {POSE_UPLOAD_HELP}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,13 @@ def _check_label(label: object, where: str) -> str:
     return label
 
 
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("name: must be 1 to 200 characters")
+    return name
+
+
 class DatasetService:
     def __init__(
         self,
@@ -57,6 +80,8 @@ class DatasetService:
         limits: ArchiveLimits,
         max_image_pixels: int,
         min_images_per_class: int,
+        pose_probe: PoseProbe | None = None,
+        min_pose_frames: int = 2,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -64,6 +89,8 @@ class DatasetService:
         self._limits = limits
         self._max_pixels = max_image_pixels
         self._min_per_class = min_images_per_class
+        self._pose_probe = pose_probe
+        self._min_pose_frames = min_pose_frames
 
     # --- reading an archive -----------------------------------------------------------------
 
@@ -140,10 +167,17 @@ class DatasetService:
             )
         return records
 
-    def create_from_archive(self, tenant_id: str, name: str, archive: Path) -> Dataset:
-        name = name.strip()
-        if not name or len(name) > 200:
-            raise InvalidInput("name: must be 1 to 200 characters")
+    def create_from_archive(
+        self,
+        tenant_id: str,
+        name: str,
+        archive: Path,
+        task: Task = Task.CLASSIFICATION,
+        filename: str | None = None,
+    ) -> Dataset:
+        if task is Task.POSE:
+            return self.create_pose_dataset(tenant_id, name, [(archive, filename)])
+        name = _check_name(name)
         self._tmp_root.mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix="dataset-", dir=self._tmp_root))
         try:
@@ -169,9 +203,79 @@ class DatasetService:
             raise
         return dataset
 
+    # --- pose: SLEAP labels ------------------------------------------------------------------
+
+    def create_pose_dataset(
+        self, tenant_id: str, name: str, uploads: list[tuple[Path, str | None]]
+    ) -> Dataset:
+        """A SLEAP labels upload: each file is an archive (unpacked) or a plain file (a .slp,
+        a .pkg.slp, a video). The pose checker reads the labels with sleap-io and decodes the
+        videos before anything is stored; only the labels file and the videos it uses are kept."""
+        name = _check_name(name)
+        if self._pose_probe is None:
+            raise Unavailable("pose datasets are not available on this deployment")
+        if not uploads:
+            raise InvalidInput(f"file: nothing was uploaded; {POSE_UPLOAD_HELP}")
+        self._tmp_root.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="pose-dataset-", dir=self._tmp_root))
+        try:
+            root = workdir / "upload"
+            root.mkdir()
+            for index, (path, filename) in enumerate(uploads):
+                try:
+                    detect_archive_kind(path)
+                except InvalidInput:  # not an archive: a file of the dataset itself
+                    target = root / _plain_file_name(filename)
+                    if target.exists():
+                        raise InvalidInput(f"two uploaded files are named {target.name}") from None
+                    shutil.copyfile(path, target)
+                else:
+                    extract_archive(path, root / f"archive-{index}", self._limits)
+            summary = self._pose_probe.probe_dataset(root, self._min_pose_frames)
+            return self._store_pose_dataset(tenant_id, name, root, summary)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _store_pose_dataset(self, tenant_id: str, name: str, root: Path, summary: dict[str, Any]) -> Dataset:
+        labels = str(summary["labels"])
+        video_files = [str(v) for v in summary["video_files"]]
+        skeletons = list(summary["skeletons"])
+        dataset_id = new_id("ds")
+        prefix = dataset_files_prefix(tenant_id, dataset_id)
+        try:
+            for relative in [labels, *video_files]:
+                self._blobs.put_file(prefix + relative, root / relative)
+            dataset = Dataset(
+                id=dataset_id,
+                tenant_id=tenant_id,
+                name=name,
+                task=Task.POSE,
+                classes=list(skeletons[0]["nodes"]),
+                image_count=int(summary["labeled_frames"]),
+                details={
+                    "labels": labels,
+                    "video_files": video_files,
+                    "skeletons": skeletons,
+                    "labeled_frames": summary["labeled_frames"],
+                    "instances": summary["instances"],
+                    "videos": summary["videos"],
+                },
+            )
+            self._store.create_dataset(dataset, [])
+        except BaseException:
+            self._blobs.delete_prefix(f"tenants/{tenant_id}/datasets/{dataset_id}/")
+            raise
+        return dataset
+
     def add_images(self, tenant_id: str, dataset_id: str, images: list[dict[str, object]]) -> Dataset:
-        if self._store.get_dataset(tenant_id, dataset_id) is None:
+        dataset = self._store.get_dataset(tenant_id, dataset_id)
+        if dataset is None:
             raise NotFound(f"dataset {dataset_id} not found")
+        if dataset.task is not Task.CLASSIFICATION:
+            raise InvalidInput(
+                f"dataset {dataset_id} is a {dataset.task.value} dataset;"
+                " images can be appended to classification datasets only"
+            )
         if not images:
             raise InvalidInput("images: at least one image is needed")
         if len(images) > MAX_IMAGES_PER_APPEND:

@@ -11,13 +11,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..domain import EpochMetrics, JobStatus, ModelStatus
+from ..domain import EpochMetrics, Job, JobStatus, JobType, ModelStatus
 from ..ports import BlobStore, JobStore
 from .jobs import JobService
 
 log = logging.getLogger(__name__)
 
 PROGRESS_SCHEMA = "trainyard.job-progress/1"
+RESULTS_MANIFEST = "trainyard_results.json"
 CONTAINER_STATUSES = {
     JobStatus.DOWNLOADING,
     JobStatus.DOWNLOADED,
@@ -32,11 +33,14 @@ class ProgressEvent(BaseModel):
     schema_: Literal["trainyard.job-progress/1"]
     event_id: str
     job_id: str
-    kind: Literal["status", "epoch", "failed"]
+    kind: Literal["status", "epoch", "progress", "failed"]
     status: JobStatus | None = None
     error: str | None = None
     epoch: int | None = None  # the figures of an epoch event are read into EpochMetrics
     epochs: int | None = None
+    done: int | None = None  # a progress event: work done of total, in unit (frames)
+    total: int | None = None
+    unit: str | None = None
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> ProgressEvent:
@@ -77,6 +81,8 @@ class JobEventsService:
                 log.warning("dropping malformed epoch event %s: %s", event.event_id, exc)
                 return
             self._store.record_epoch(metrics, event.epochs or event.epoch)
+        elif event.kind == "progress" and event.done is not None and event.done >= 0:
+            self._store.record_progress(event.job_id, event.done, event.total, event.unit or "items")
         elif event.kind == "failed":
             self._jobs.transition(event.job_id, JobStatus.FAILED, error=event.error or "failed")
         else:
@@ -89,6 +95,9 @@ class JobEventsService:
             return
         if not event.succeeded:
             self._jobs.transition(job.id, JobStatus.FAILED, error=event.reason or "worker failed")
+            return
+        if job.type is JobType.INFER:
+            self._settle_inference(job, event.model_prefix)
             return
         model = self._store.get_model(job.tenant_id, job.model_id)
         try:
@@ -116,3 +125,18 @@ class JobEventsService:
         if self._jobs.transition(job.id, JobStatus.SUCCEEDED) is None and model is not None:
             # cancelled in the meantime: the cancellation stands, the model is not served
             self._store.update_model(model.model_copy(update={"status": ModelStatus.FAILED}))
+
+    def _settle_inference(self, job: Job, results_prefix: str) -> None:
+        """An inference job's outputs are its result: the manifest the container wrote last,
+        with the files it names that were persisted."""
+        try:
+            manifest = json.loads(self._blobs.get_bytes(f"{results_prefix}{RESULTS_MANIFEST}"))
+            files = {
+                kind: name
+                for kind, name in dict(manifest["files"]).items()
+                if self._blobs.exists(f"{results_prefix}{name}")
+            }
+        except Exception as exc:
+            self._jobs.transition(job.id, JobStatus.FAILED, error=f"results unreadable: {exc}")
+            return
+        self._jobs.transition(job.id, JobStatus.SUCCEEDED, result={**manifest, "files": files})

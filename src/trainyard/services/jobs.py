@@ -1,19 +1,27 @@
-"""Training jobs: create (validate, record, launch), cancel, read. Every status change goes
-through `JobService.transition`, a conditional write that publishes "Job Status Changed"
-only when it applied."""
+"""Jobs: create (validate, record, launch), cancel, read. Every status change goes through
+`JobService.transition`, a conditional write that publishes "Job Status Changed" only when
+it applied.
+
+Three kinds of job share one path (`create_job`): training a classifier (the trainer
+container), training a SLEAP pose model and running one on a video (the pose container).
+Each kind has a request model and a plan: the job and model records and the LaunchSpec.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from ..domain import (
+    Dataset,
     EpochMetrics,
-    Image,
     Job,
     JobStatus,
     JobType,
@@ -22,16 +30,29 @@ from ..domain import (
     Task,
     new_id,
 )
-from ..errors import Conflict, InvalidInput, NotFound
-from ..params import ClassifierParams, normalise_exports, to_hyperparameters
-from ..ports import ChannelFile, EventBus, JobLauncher, JobStore, LaunchSpec, Page
+from ..errors import Conflict, InvalidInput, NotFound, Unavailable
+from ..params import (
+    ClassifierParams,
+    PoseInferParams,
+    PoseParams,
+    encode_hyperparameters,
+    normalise_exports,
+    to_hyperparameters,
+)
+from ..ports import BlobStore, ChannelFile, EventBus, JobLauncher, JobStore, LaunchSpec, Page, PoseProbe
+from .datasets import dataset_files_prefix
 
 log = logging.getLogger(__name__)
 
 STATUS_CHANGED = "Job Status Changed"
 
 
+WEBHOOK_URL = r"^https?://[^\s]+$"
+
+
 class TrainJobRequest(BaseModel):
+    """Train an image classifier."""
+
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["train"]
@@ -41,7 +62,81 @@ class TrainJobRequest(BaseModel):
     description: str | None = Field(None, max_length=2000)
     params: ClassifierParams = Field(default_factory=ClassifierParams)
     exports: list[str] | None = Field(None, max_length=10)
-    webhook_url: str | None = Field(None, max_length=2000, pattern=r"^https?://[^\s]+$")
+    webhook_url: str | None = Field(None, max_length=2000, pattern=WEBHOOK_URL)
+
+
+class PoseTrainJobRequest(BaseModel):
+    """Train a SLEAP pose model on a pose dataset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["train"]
+    task: Literal["pose"]
+    dataset_id: str = Field(min_length=1, max_length=100)
+    model_name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+    params: PoseParams = Field(default_factory=PoseParams)
+    webhook_url: str | None = Field(None, max_length=2000, pattern=WEBHOOK_URL)
+
+
+class UploadReference(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    upload_id: str = Field(min_length=1, max_length=100, description="from POST /v1/uploads")
+
+
+class PoseInferJobRequest(BaseModel):
+    """Run a trained pose model on a video: JSON with `video: {upload_id}`, or multipart with
+    the video as file field `video`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["infer"]
+    task: Literal["pose"] = "pose"
+    model_id: str = Field(min_length=1, max_length=100)
+    video: UploadReference | None = None
+    params: PoseInferParams = Field(default_factory=PoseInferParams)
+    webhook_url: str | None = Field(None, max_length=2000, pattern=WEBHOOK_URL)
+
+
+def _job_kind(value: Any) -> str:
+    """The tag of a job request: `<type>:<task>`, task defaulting as each request does."""
+    if isinstance(value, dict):
+        kind, task = value.get("type"), value.get("task")
+    else:
+        kind, task = getattr(value, "type", None), getattr(value, "task", None)
+    return f"{kind}:{task or ('classification' if kind == 'train' else 'pose')}"
+
+
+JobRequest = Annotated[
+    Annotated[TrainJobRequest, Tag("train:classification")]
+    | Annotated[PoseTrainJobRequest, Tag("train:pose")]
+    | Annotated[PoseInferJobRequest, Tag("infer:pose")],
+    Discriminator(
+        _job_kind,
+        custom_error_type="job_kind",
+        custom_error_message="type and task must be train/classification, train/pose or infer/pose",
+    ),
+]
+AnyJobRequest = TrainJobRequest | PoseTrainJobRequest | PoseInferJobRequest
+
+
+@dataclass(frozen=True)
+class VideoInput:
+    """A video a request carries (multipart) or names (an upload), as a local file."""
+
+    path: Path
+    filename: str
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What creating one job writes and launches."""
+
+    job: Job
+    model: Model | None  # the model a training job produces; None for inference
+    spec: LaunchSpec
+    store_inputs: Callable[[], None] | None = None  # inputs to copy before the launch
 
 
 def idempotent_ids(tenant_id: str, idempotency_key: str) -> tuple[str, str]:
@@ -53,39 +148,112 @@ def model_prefix(tenant_id: str, model_id: str) -> str:
     return f"tenants/{tenant_id}/models/{model_id}/"
 
 
+def results_prefix(tenant_id: str, job_id: str) -> str:
+    """Where an inference job's outputs are persisted (its container's model dir)."""
+    return f"tenants/{tenant_id}/jobs/{job_id}/results/"
+
+
+def job_input_prefix(tenant_id: str, job_id: str) -> str:
+    return f"tenants/{tenant_id}/jobs/{job_id}/input/"
+
+
 class JobService:
-    def __init__(self, store: JobStore, launcher: JobLauncher, bus: EventBus) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        launcher: JobLauncher,
+        bus: EventBus,
+        blobs: BlobStore | None = None,
+        pose_probe: PoseProbe | None = None,
+        max_video_frames: int = 100_000,
+    ) -> None:
         self._store = store
         self._launcher = launcher
         self._bus = bus
+        self._blobs = blobs
+        self._pose_probe = pose_probe
+        self._max_video_frames = max_video_frames
 
-    def create_training_job(
-        self, tenant_id: str, request: TrainJobRequest, idempotency_key: str | None = None
+    def create_job(
+        self,
+        tenant_id: str,
+        request: AnyJobRequest,
+        idempotency_key: str | None = None,
+        video: VideoInput | None = None,
     ) -> Job:
         """Record and launch a job. With an idempotency key the ids derive from (tenant, key):
         a retried request finds the job the first one recorded, and the launch, whose platform
         name derives from the job id, cannot start a second run."""
-        fingerprint = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+        fingerprint = _fingerprint(request, video)
         if idempotency_key is not None:
             job_id, model_id = idempotent_ids(tenant_id, idempotency_key)
             existing = self._store.get_job(tenant_id, job_id)
             if existing is not None:
-                return self._replay(existing, fingerprint, request)
+                return self._replay(existing, fingerprint, request, video)
         else:
             job_id, model_id = new_id("job"), new_id("mdl")
-        if self._store.get_dataset(tenant_id, request.dataset_id) is None:
-            raise NotFound(f"dataset {request.dataset_id} not found")
+        plan = self._plan(tenant_id, job_id, model_id, fingerprint, request, video)
         try:
-            exports = normalise_exports(request.exports)
-        except ValueError as exc:
-            raise InvalidInput(f"exports: {exc}") from exc
-        images = self._store.list_images(tenant_id, request.dataset_id)
-        trainable_classes = {i.label for i in images if i.split != "val"}
-        if len(trainable_classes) < 2:
-            raise InvalidInput(
-                f"dataset {request.dataset_id} has {len(trainable_classes)} class(es) with training"
-                " images; a classifier needs at least 2"
+            self._store.create_job(plan.job, plan.model)
+        except Conflict:  # the same key, concurrently: the other request recorded it first
+            raced = self._store.get_job(tenant_id, job_id)
+            if raced is None:
+                raise
+            return self._replay(raced, fingerprint, request, video)
+        self._launch(plan)
+        return self.get(tenant_id, job_id)
+
+    create_training_job = create_job  # the name the classifier routes have always used
+
+    def _replay(
+        self, existing: Job, fingerprint: str, request: AnyJobRequest, video: VideoInput | None
+    ) -> Job:
+        if existing.request_fingerprint != fingerprint:
+            raise InvalidInput("Idempotency-Key was already used with a different request; use a new key")
+        if existing.launch_ref is None and existing.status is JobStatus.PENDING:
+            # the first request was recorded but never launched
+            self._launch(
+                self._plan(existing.tenant_id, existing.id, existing.model_id, fingerprint, request, video)
             )
+        return self.get(existing.tenant_id, existing.id)
+
+    def _plan(
+        self,
+        tenant_id: str,
+        job_id: str,
+        model_id: str,
+        fingerprint: str,
+        request: AnyJobRequest,
+        video: VideoInput | None,
+    ) -> JobPlan:
+        if isinstance(request, TrainJobRequest):
+            return self._plan_classifier(tenant_id, job_id, model_id, fingerprint, request)
+        if isinstance(request, PoseTrainJobRequest):
+            return self._plan_pose_training(tenant_id, job_id, model_id, fingerprint, request)
+        return self._plan_pose_inference(tenant_id, job_id, fingerprint, request, video)
+
+    # --- the plans ----------------------------------------------------------------------------
+
+    def _dataset(self, tenant_id: str, dataset_id: str, task: Task) -> Dataset:
+        dataset = self._store.get_dataset(tenant_id, dataset_id)
+        if dataset is None:
+            raise NotFound(f"dataset {dataset_id} not found")
+        if dataset.task is not task:
+            raise InvalidInput(
+                f"dataset {dataset_id} is a {dataset.task.value} dataset; a {task.value} job needs"
+                f" a {task.value} dataset"
+            )
+        return dataset
+
+    def _training_records(
+        self,
+        tenant_id: str,
+        job_id: str,
+        model_id: str,
+        fingerprint: str,
+        request: TrainJobRequest | PoseTrainJobRequest,
+        params: dict[str, Any],
+    ) -> tuple[Job, Model]:
         job = Job(
             id=job_id,
             tenant_id=tenant_id,
@@ -93,7 +261,7 @@ class JobService:
             task=Task(request.task),
             dataset_id=request.dataset_id,
             model_id=model_id,
-            params={**request.params.model_dump(), "exports": exports},
+            params=params,
             webhook_url=request.webhook_url,
             epochs=request.params.epochs,
             request_fingerprint=fingerprint,
@@ -106,27 +274,27 @@ class JobService:
             task=job.task,
             job_id=job_id,
             dataset_id=request.dataset_id,
-            params=job.params,
+            params=params,
         )
+        return job, model
+
+    def _plan_classifier(
+        self, tenant_id: str, job_id: str, model_id: str, fingerprint: str, request: TrainJobRequest
+    ) -> JobPlan:
+        self._dataset(tenant_id, request.dataset_id, Task.CLASSIFICATION)
         try:
-            self._store.create_job(job, model)
-        except Conflict:  # the same key, concurrently: the other request recorded it first
-            raced = self._store.get_job(tenant_id, job_id)
-            if raced is None:
-                raise
-            return self._replay(raced, fingerprint, request)
-        self._launch(job, request, images)
-        return self.get(tenant_id, job_id)
-
-    def _replay(self, existing: Job, fingerprint: str, request: TrainJobRequest) -> Job:
-        if existing.request_fingerprint != fingerprint:
-            raise InvalidInput("Idempotency-Key was already used with a different request; use a new key")
-        if existing.launch_ref is None and existing.status is JobStatus.PENDING:
-            # the first request was recorded but never launched
-            self._launch(existing, request, self._store.list_images(existing.tenant_id, existing.dataset_id))
-        return self.get(existing.tenant_id, existing.id)
-
-    def _launch(self, job: Job, request: TrainJobRequest, images: list[Image]) -> None:
+            exports = normalise_exports(request.exports)
+        except ValueError as exc:
+            raise InvalidInput(f"exports: {exc}") from exc
+        images = self._store.list_images(tenant_id, request.dataset_id)
+        trainable_classes = {i.label for i in images if i.split != "val"}
+        if len(trainable_classes) < 2:
+            raise InvalidInput(
+                f"dataset {request.dataset_id} has {len(trainable_classes)} class(es) with training"
+                " images; a classifier needs at least 2"
+            )
+        params = {**request.params.model_dump(), "exports": exports}
+        job, model = self._training_records(tenant_id, job_id, model_id, fingerprint, request, params)
         # each image's place in the channel: images/<its blob's file name>
         files = [ChannelFile(i.blob_key, f"images/{i.blob_key.rsplit('/', 1)[1]}") for i in images]
         manifest = "".join(
@@ -134,24 +302,137 @@ class JobService:
             for f, i in zip(files, images, strict=True)
         )
         spec = LaunchSpec(
-            job_id=job.id,
+            job_id=job_id,
             container="trainer",
-            hyperparameters=to_hyperparameters(job.id, job.task.value, request.params, job.params["exports"]),
+            hyperparameters=to_hyperparameters(job_id, job.task.value, request.params, exports),
             channels={"training": files},
             channel_documents={"training": {"manifest.jsonl": manifest}},
-            model_prefix=model_prefix(job.tenant_id, job.model_id),
+            model_prefix=model_prefix(tenant_id, model_id),
         )
+        return JobPlan(job, model, spec)
+
+    def _plan_pose_training(
+        self, tenant_id: str, job_id: str, model_id: str, fingerprint: str, request: PoseTrainJobRequest
+    ) -> JobPlan:
+        dataset = self._dataset(tenant_id, request.dataset_id, Task.POSE)
+        nodes = dataset.classes
+        if request.params.anchor_part is not None and request.params.anchor_part not in nodes:
+            raise InvalidInput(
+                f"params.anchor_part: {request.params.anchor_part!r} is not a node of the dataset's"
+                f" skeleton ({', '.join(nodes)})"
+            )
+        params = request.params.model_dump()
+        job, model = self._training_records(tenant_id, job_id, model_id, fingerprint, request, params)
+        prefix = dataset_files_prefix(tenant_id, dataset.id)
+        relative_paths = [dataset.details["labels"], *dataset.details["video_files"]]
+        document = {"labels": dataset.details["labels"], "videos": dataset.details["video_files"]}
+        spec = LaunchSpec(
+            job_id=job_id,
+            container="pose",
+            hyperparameters=encode_hyperparameters(
+                {"job_id": job_id, "task": "pose", "mode": "train", **params}
+            ),
+            channels={"training": [ChannelFile(prefix + path, path) for path in relative_paths]},
+            channel_documents={"training": {"dataset.json": json.dumps(document)}},
+            model_prefix=model_prefix(tenant_id, model_id),
+        )
+        return JobPlan(job, model, spec)
+
+    def _plan_pose_inference(
+        self,
+        tenant_id: str,
+        job_id: str,
+        fingerprint: str,
+        request: PoseInferJobRequest,
+        video: VideoInput | None,
+    ) -> JobPlan:
+        if self._blobs is None or self._pose_probe is None:
+            raise Unavailable("video inference is not available on this deployment")
+        model = self._store.get_model(tenant_id, request.model_id)
+        if model is None:
+            raise NotFound(f"model {request.model_id} not found")
+        if model.task is not Task.POSE:
+            raise InvalidInput(
+                f"model {model.id} is a {model.task.value} model; video inference needs a pose model"
+            )
+        if model.status is not ModelStatus.READY:
+            raise Conflict(f"model {model.id} is {model.status.value}; only a ready model can run")
+        expected = request.params.nodes
+        if expected is not None and expected != model.classes:
+            missing = [n for n in model.classes if n not in expected]
+            unknown = [n for n in expected if n not in model.classes]
+            raise InvalidInput(
+                f"params.nodes do not match model {model.id}'s skeleton ({', '.join(model.classes)}):"
+                + (f" missing {', '.join(missing)};" if missing else "")
+                + (f" unknown {', '.join(unknown)};" if unknown else "")
+                + ("" if missing or unknown else " same nodes in another order;")
+                + " the model predicts the nodes it was trained on"
+            )
+        if video is None:
+            raise InvalidInput(
+                "video: send the video as multipart file field 'video', or JSON video: {upload_id}"
+            )
+        frames = int(self._pose_probe.probe_video(video.path)["video"]["frames"])
+        if frames > self._max_video_frames:
+            raise InvalidInput(
+                f"video {video.filename} has {frames} frames; at most {self._max_video_frames}"
+            )
+        if request.params.frame_start >= frames:
+            raise InvalidInput(
+                f"params.frame_start ({request.params.frame_start}) is beyond the video's {frames} frames"
+            )
+        job = Job(
+            id=job_id,
+            tenant_id=tenant_id,
+            type=JobType.INFER,
+            task=Task.POSE,
+            dataset_id=None,
+            model_id=model.id,
+            params={**request.params.model_dump(), "video": video.filename, "video_frames": frames},
+            webhook_url=request.webhook_url,
+            epochs=0,
+            request_fingerprint=fingerprint,
+        )
+        video_key = f"{job_input_prefix(tenant_id, job_id)}video/{video.filename}"
+        blobs = self._blobs
+        model_files = blobs.list_keys(model_prefix(tenant_id, model.id))
+        source_prefix = model_prefix(tenant_id, model.id)
+        spec = LaunchSpec(
+            job_id=job_id,
+            container="pose",
+            hyperparameters=encode_hyperparameters(
+                {"job_id": job_id, "task": "pose", "mode": "infer", **request.params.model_dump()}
+            ),
+            channels={
+                "model": [ChannelFile(key, key[len(source_prefix) :]) for key in model_files],
+                "video": [ChannelFile(video_key, video.filename)],
+            },
+            model_prefix=results_prefix(tenant_id, job_id),
+        )
+        return JobPlan(job, None, spec, store_inputs=lambda: blobs.put_file(video_key, video.path))
+
+    def _launch(self, plan: JobPlan) -> None:
+        job = plan.job
         try:
-            self._store.set_launch_ref(job.id, self._launcher.launch(spec))
+            if plan.store_inputs is not None:
+                plan.store_inputs()
+            self._store.set_launch_ref(job.id, self._launcher.launch(plan.spec))
         except Exception as exc:
             log.exception("launching job %s failed", job.id)
             self.transition(job.id, JobStatus.FAILED, error=f"could not start the worker: {exc}")
 
-    def transition(self, job_id: str, target: JobStatus, *, error: str | None = None) -> Job | None:
-        job = self._store.transition_job(job_id, target, error=error)
+    def transition(
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        error: str | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> Job | None:
+        job = self._store.transition_job(job_id, target, error=error, result=result)
         if job is None:
             return None
-        if target in (JobStatus.FAILED, JobStatus.CANCELLED):
+        if target in (JobStatus.FAILED, JobStatus.CANCELLED) and job.type is JobType.TRAIN:
             self._settle_model(job, ModelStatus.FAILED)
         self._bus.publish(STATUS_CHANGED, {"job_id": job.id, "status": job.status.value})
         return job
@@ -191,6 +472,16 @@ class JobService:
                 )
 
 
+def _fingerprint(request: AnyJobRequest, video: VideoInput | None) -> str:
+    digest = hashlib.sha256(request.model_dump_json().encode())
+    if video is not None:  # a multipart video is part of the request
+        digest.update(video.filename.encode())
+        with video.path.open("rb") as handle:
+            while chunk := handle.read(1024 * 1024):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
 def public_job(job: Job) -> dict[str, Any]:
     return job.model_dump(
         mode="json",
@@ -208,6 +499,9 @@ def public_job(job: Job) -> dict[str, Any]:
             "val_loss",
             "val_accuracy",
             "last_epoch_duration_seconds",
+            "progress_done",
+            "progress_total",
+            "progress_unit",
             "created_at",
             "started_at",
             "finished_at",

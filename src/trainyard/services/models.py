@@ -1,4 +1,4 @@
-"""Trained models: read, delete, loss plot, exports."""
+"""Trained models: read, delete, loss plot, exports, prediction; and inference jobs' results."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..domain import Model, ModelStatus
-from ..errors import Conflict, NotFound
+from ..domain import JobStatus, JobType, Model, ModelStatus, Task
+from ..errors import Conflict, InvalidInput, NotFound
 from ..ports import BlobStore, JobStore, Page
-from .jobs import model_prefix
+from .jobs import model_prefix, results_prefix
 from .plots import loss_plot_png
 from .prediction import Predictor
 
@@ -18,6 +18,14 @@ EXPORT_MEDIA_TYPES = {
     "keras": "application/zip",
     "onnx": "application/octet-stream",
     "tflite": "application/octet-stream",
+    "sleap": "application/zip",  # a pose model's sleap-nn model dir(s), for `sleap-nn predict`
+}
+RESULT_MEDIA_TYPES = {
+    "slp": "application/octet-stream",
+    "analysis_h5": "application/x-hdf5",
+    "json": "application/json",
+    "preview_video": "video/mp4",
+    "preview_image": "image/png",
 }
 
 
@@ -66,15 +74,43 @@ class ModelService:
             raise NotFound(f"unknown export format {fmt!r}; formats: {', '.join(EXPORT_MEDIA_TYPES)}")
         if model.status is not ModelStatus.READY or fmt not in model.exports:
             raise NotFound(f"model {model_id} has no {fmt} export (exports: {model.exports or 'none'})")
-        key = model_prefix(tenant_id, model_id) + model.manifest["exports"][fmt]
-        filename = f"{model_id}-{model.manifest['exports'][fmt]}"
+        name = model.manifest["exports"][fmt]
+        return self._location(model_prefix(tenant_id, model_id) + name, f"{model_id}-{name}")
+
+    def _location(self, key: str, filename: str) -> ExportLocation:
         url = self._blobs.presigned_get_url(key, self._presign_seconds, filename)
         if url is not None:
             return ExportLocation(filename, url=url)
         return ExportLocation(filename, path=self._blobs.local_path(key))
 
+    # --- inference results --------------------------------------------------------------------
+
+    def results(self, tenant_id: str, job_id: str) -> dict[str, Any]:
+        """A finished inference job's results manifest (counts, video, files)."""
+        job = self._store.get_job(tenant_id, job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} not found")
+        if job.type is not JobType.INFER:
+            raise NotFound(f"job {job_id} is a {job.type.value} job; results belong to inference jobs")
+        if job.status is not JobStatus.SUCCEEDED or job.result is None:
+            raise Conflict(f"job {job_id} is {job.status.value}; results exist once it has SUCCEEDED")
+        return {"job_id": job.id, "model_id": job.model_id, **job.result}
+
+    def result_location(self, tenant_id: str, job_id: str, kind: str) -> ExportLocation:
+        files = self.results(tenant_id, job_id)["files"]
+        if kind not in files:
+            raise NotFound(f"job {job_id} has no {kind!r} result (results: {', '.join(files) or 'none'})")
+        return self._location(results_prefix(tenant_id, job_id) + files[kind], f"{job_id}-{files[kind]}")
+
+    # --- prediction ---------------------------------------------------------------------------
+
     def predict(self, tenant_id: str, model_id: str, image: bytes, top_k: int) -> dict[str, Any]:
         model = self.get(tenant_id, model_id)
+        if model.task is Task.POSE:
+            raise InvalidInput(
+                f"model {model_id} is a pose model: run it on a video with POST /v1/jobs"
+                ' {"type": "infer", "task": "pose", "model_id": ...}'
+            )
         return {"model_id": model.id, "predictions": self._predictor.predict(model, image, top_k)}
 
     def public(self, model: Model) -> dict[str, Any]:
@@ -95,5 +131,8 @@ class ModelService:
                 "created_at",
             },
         )
+        if model.task is Task.POSE and model.manifest:
+            view["skeleton"] = model.manifest.get("skeleton")
+            view["model_type"] = model.manifest.get("model_type")
         view["plot_loss"] = self.plot_loss(model)
         return view

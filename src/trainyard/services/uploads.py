@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from ..domain import Dataset, new_id, utcnow
+from ..domain import Dataset, Task, new_id, utcnow
 from ..errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from ..ports import BlobStore
 from .datasets import DatasetService
@@ -219,11 +219,14 @@ class UploadService:
         self._blobs.delete_prefix(upload_key(tenant_id, upload_id))
         self._blobs.delete_prefix(record_key(tenant_id, upload_id))
 
-    def create_dataset(self, tenant_id: str, name: str, upload_id: str) -> Dataset:
+    def create_dataset(
+        self, tenant_id: str, name: str, upload_id: str, task: Task = Task.CLASSIFICATION
+    ) -> Dataset:
         """POST /v1/datasets with {"name", "upload_id"}: the same ingestion as a multipart
         upload. A dataset consumes its upload; after a failure the upload is kept, so the
         request can be retried (with a corrected name, say) without sending the file again."""
         archive = self.open_upload(tenant_id, upload_id)
-        dataset = self._datasets.create_from_archive(tenant_id, name, archive)
+        filename = self.get(tenant_id, upload_id).filename
+        dataset = self._datasets.create_from_archive(tenant_id, name, archive, task, filename)
         self.discard(tenant_id, upload_id)
         return dataset

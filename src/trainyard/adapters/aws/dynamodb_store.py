@@ -30,6 +30,8 @@ from ...domain import (
     Tenant,
     WebhookDelivery,
     allowed_predecessors,
+    progressed,
+    transitioned,
     utcnow,
 )
 from ...errors import BadRequest, Conflict, NotFound
@@ -545,9 +547,12 @@ class DynamoDbJobStore:
 
     # --- jobs and models ------------------------------------------------------------------
 
-    def create_job(self, job: Job, model: Model) -> None:
-        if not self._transact([self._put_operation(_job_item(job)), self._put_operation(_model_item(model))]):
-            raise Conflict(f"job {job.id} or model {model.id} already exists")
+    def create_job(self, job: Job, model: Model | None) -> None:
+        operations = [self._put_operation(_job_item(job))]
+        if model is not None:  # an inference job runs an existing model
+            operations.append(self._put_operation(_model_item(model)))
+        if not self._transact(operations):
+            raise Conflict(f"job {job.id} or its model {job.model_id} already exists")
 
     def get_job(self, tenant_id: str, job_id: str) -> Job | None:
         return self._get_owned(_job_key(job_id), Job, tenant_id)
@@ -567,7 +572,14 @@ class DynamoDbJobStore:
         )
         return [_doc(item, Job) for item in items]
 
-    def transition_job(self, job_id: str, target: JobStatus, *, error: str | None = None) -> Job | None:
+    def transition_job(
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        error: str | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> Job | None:
         allowed = sorted(status.value for status in allowed_predecessors(target))
         if not allowed:  # nothing may move to PENDING; `IN ()` is not even valid
             return None
@@ -575,15 +587,7 @@ class DynamoDbJobStore:
         def move(job: Job) -> Job | None:
             if job.status.value not in allowed:
                 return None
-            now = utcnow()
-            update: dict[str, Any] = {"status": target, "version": job.version + 1, "updated_at": now}
-            if target is JobStatus.RUNNING or (target.is_terminal and job.started_at is None):
-                update["started_at"] = job.started_at or now
-            if target.is_terminal:
-                update["finished_at"] = now
-            if error is not None:
-                update["error"] = error
-            return job.model_copy(update=update)
+            return transitioned(job, target, error, result)
 
         def status_allows_target(_: Job) -> tuple[str, dict[str, str], Item]:
             placeholders = {f":allowed{i}": _s(status) for i, status in enumerate(allowed)}
@@ -593,6 +597,10 @@ class DynamoDbJobStore:
 
     def set_launch_ref(self, job_id: str, launch_ref: str) -> None:
         self._update_job(job_id, lambda job: job.model_copy(update={"launch_ref": launch_ref}))
+
+    def record_progress(self, job_id: str, done: int, total: int | None, unit: str) -> bool:
+        # the write is conditional on the document read, so a concurrent larger count wins
+        return self._update_job(job_id, lambda job: progressed(job, done, total, unit)) is not None
 
     def record_epoch(self, metrics: EpochMetrics, epochs: int) -> bool:
         if not self._put(_epoch_item(metrics), "attribute_not_exists(pk)"):

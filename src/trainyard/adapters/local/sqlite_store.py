@@ -27,6 +27,8 @@ from ...domain import (
     Tenant,
     WebhookDelivery,
     allowed_predecessors,
+    progressed,
+    transitioned,
     utcnow,
 )
 from ...errors import BadRequest, Conflict, NotFound
@@ -264,12 +266,14 @@ class SqliteJobStore:
 
     # --- jobs and models ------------------------------------------------------------------
 
-    def create_job(self, job: Job, model: Model) -> None:
+    def create_job(self, job: Job, model: Model | None) -> None:
         with self._write() as conn, _conflict_on_duplicate(f"job {job.id} already exists"):
             conn.execute(
                 "INSERT INTO jobs (id, tenant_id, status, created_at, doc) VALUES (?, ?, ?, ?, ?)",
                 (job.id, job.tenant_id, job.status.value, _ts(job.created_at), job.model_dump_json()),
             )
+            if model is None:  # an inference job runs an existing model
+                return
             conn.execute(
                 "INSERT INTO models (id, tenant_id, created_at, doc) VALUES (?, ?, ?, ?)",
                 (model.id, model.tenant_id, _ts(model.created_at), model.model_dump_json()),
@@ -289,21 +293,25 @@ class SqliteJobStore:
         marks = ",".join("?" * len(unfinished))
         return self._all(Job, f"SELECT doc FROM jobs WHERE status IN ({marks})", *unfinished)
 
-    def transition_job(self, job_id: str, target: JobStatus, *, error: str | None = None) -> Job | None:
+    def transition_job(
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        error: str | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> Job | None:
         def move(job: Job) -> Job | None:
             if job.status not in allowed_predecessors(target):
                 return None
-            now = utcnow()
-            update: dict[str, Any] = {"status": target, "version": job.version + 1, "updated_at": now}
-            if target is JobStatus.RUNNING or (target.is_terminal and job.started_at is None):
-                update["started_at"] = job.started_at or now
-            if target.is_terminal:
-                update["finished_at"] = now
-            if error is not None:
-                update["error"] = error
-            return job.model_copy(update=update)
+            return transitioned(job, target, error, result)
 
         return self._update_doc("jobs", Job, job_id, move)
+
+    def record_progress(self, job_id: str, done: int, total: int | None, unit: str) -> bool:
+        return (
+            self._update_doc("jobs", Job, job_id, lambda job: progressed(job, done, total, unit)) is not None
+        )
 
     def set_launch_ref(self, job_id: str, launch_ref: str) -> None:
         self._update_doc("jobs", Job, job_id, lambda job: job.model_copy(update={"launch_ref": launch_ref}))

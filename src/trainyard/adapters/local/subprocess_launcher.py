@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 PROGRESS = "Job Progress"
 WORKER_EXIT = "Worker Exit"
-MANIFEST_NAME = "trainyard_model.json"
+# The file a container writes last: a trained model's, or an inference job's results'.
+MANIFEST_NAMES = ("trainyard_model.json", "trainyard_results.json")
 # The exit code of a worker we re-attached to after a restart cannot be known (it is not our
 # child any more); a value no real exit code or signal can take stands for it.
 EXIT_UNKNOWN = -1000
@@ -209,9 +210,8 @@ class SubprocessLauncher:
         failure_file = job_dir / "output" / "failure"
         # A reattached worker's exit code is unknown: it succeeded only if it wrote its
         # manifest, which the container does last, and no failure reason.
-        if returncode in (0, EXIT_UNKNOWN) and (
-            (job_dir / "model" / MANIFEST_NAME).exists() and not failure_file.exists()
-        ):
+        wrote_manifest = any((job_dir / "model" / name).exists() for name in MANIFEST_NAMES)
+        if returncode in (0, EXIT_UNKNOWN) and wrote_manifest and not failure_file.exists():
             return True, None
         if failure_file.exists() and failure_file.read_text().strip():
             return False, failure_file.read_text().strip().splitlines()[0]
