@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Build the training images, push them to the stack's ECR repositories and print the image
-# URIs to give `sam deploy` (TrainerImageUri, PoseImageUri).
+# URIs to give `sam deploy` (TrainerImageUri, PoseImageUri, PoseProbeImageUri).
 #
-#   infrastructure/build_and_push.sh <stack name> [trainer|pose ...]
+#   infrastructure/build_and_push.sh <stack name> [trainer|pose|pose-probe ...]
 #
 # The repositories come from the deployed stack's outputs (TrainerRepositoryUri,
-# PoseRepositoryUri), so deploy once first (docs/deploy.md). Images are tagged with the
+# PoseRepositoryUri, PoseProbeRepositoryUri), so deploy once first (docs/deploy.md). Images are tagged with the
 # commit (plus "-dirty" when the tree has changes) and never with a moving tag alone: a job
 # definition or a running training job keeps pointing at exactly what it was given.
 # Needs: aws CLI v2 with credentials for the stack's account and region, docker (buildx).
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 <stack name> [trainer|pose ...]   (default: trainer pose)" >&2
+    echo "usage: $0 <stack name> [trainer|pose|pose-probe ...]   (default: all three)" >&2
     exit 2
 }
 
@@ -20,7 +20,7 @@ usage() {
 stack="$1"
 shift
 images=("$@")
-[[ ${#images[@]} -gt 0 ]] || images=(trainer pose)
+[[ ${#images[@]} -gt 0 ]] || images=(trainer pose pose-probe)
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 region="${AWS_REGION:-${AWS_DEFAULT_REGION:-$(aws configure get region)}}"
@@ -37,13 +37,20 @@ if [[ -n "$(git -C "$repo_root" status --porcelain 2>/dev/null)" ]]; then
 fi
 
 registry=""
-declare -A parameter_of=([trainer]=TrainerImageUri [pose]=PoseImageUri)
-declare -A output_of=([trainer]=TrainerRepositoryUri [pose]=PoseRepositoryUri)
+declare -A parameter_of=([trainer]=TrainerImageUri [pose]=PoseImageUri [pose-probe]=PoseProbeImageUri)
+declare -A output_of=([trainer]=TrainerRepositoryUri [pose]=PoseRepositoryUri [pose-probe]=PoseProbeRepositoryUri)
+# the pose probe (a Lambda image) is built from the pose container's code
+declare -A dockerfile_of=(
+    [trainer]=containers/trainer/Dockerfile
+    [pose]=containers/pose/Dockerfile
+    [pose-probe]=containers/pose/Dockerfile.probe
+)
 pushed=()
 
 for image in "${images[@]}"; do
     [[ -n "${output_of[$image]:-}" ]] || usage
-    [[ -f "$repo_root/containers/$image/Dockerfile" ]] || { echo "no containers/$image/Dockerfile" >&2; exit 1; }
+    dockerfile="$repo_root/${dockerfile_of[$image]}"
+    [[ -f "$dockerfile" ]] || { echo "no $dockerfile" >&2; exit 1; }
     repository="$(stack_output "${output_of[$image]}")"
     [[ -n "$repository" && "$repository" != "None" ]] || {
         echo "stack $stack has no output ${output_of[$image]}: deploy it first" >&2
@@ -56,7 +63,7 @@ for image in "${images[@]}"; do
     # SageMaker and Batch GPU hosts are x86_64
     # The context is containers/: every image also takes containers/jobkit (the job contract).
     docker build --platform linux/amd64 -t "$repository:$tag" \
-        -f "$repo_root/containers/$image/Dockerfile" "$repo_root/containers"
+        -f "$dockerfile" "$repo_root/containers"
     docker push "$repository:$tag"
     pushed+=("${parameter_of[$image]}=$repository:$tag")
 done

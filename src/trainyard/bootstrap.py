@@ -128,6 +128,7 @@ def _aws_adapters(settings: Settings) -> Adapters:
     from .adapters.aws.batch_launcher import BatchLauncher
     from .adapters.aws.dynamodb_store import DynamoDbJobStore
     from .adapters.aws.eventbridge import EventBridgeBus
+    from .adapters.aws.pose_probe import LambdaPoseProbe
     from .adapters.aws.s3_blobs import S3BlobStore
     from .adapters.aws.sagemaker_launcher import SageMakerLauncher
     from .adapters.aws.secrets_manager import SecretsManagerStore
@@ -174,6 +175,11 @@ def _aws_adapters(settings: Settings) -> Adapters:
         launcher=launcher,
         secrets=SecretsManagerStore(settings.secrets_prefix, region_name=region),
         upload_transport=PresignedPostTransport(datasets_bucket),
+        pose_probe=(
+            LambdaPoseProbe(settings.pose_probe_function, settings.datasets_bucket, datasets_bucket)
+            if settings.pose_probe_function
+            else None
+        ),
     )
 
 

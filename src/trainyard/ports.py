@@ -6,7 +6,7 @@
 | BlobStore   | a directory                    | S3                             |
 | JobLauncher | subprocess in the container venv | SageMaker / AWS Batch        |
 | EventBus    | in-process dispatch            | EventBridge                    |
-| PoseProbe   | subprocess in the pose venv    | (not built yet: see docs)      |
+| PoseProbe   | subprocess in the pose venv    | the pose probe Lambda (image)  |
 """
 
 from __future__ import annotations

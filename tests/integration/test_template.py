@@ -197,7 +197,7 @@ def test_buckets_are_private_encrypted_and_expire_uploads(resources: dict[str, A
     assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] >= 1
 
 
-@pytest.mark.parametrize("repository", ["TrainerRepository", "PoseRepository"])
+@pytest.mark.parametrize("repository", ["TrainerRepository", "PoseRepository", "PoseProbeRepository"])
 def test_repositories_scan_on_push_and_keep_ten_images(resources: dict[str, Any], repository: str) -> None:
     properties = resources[repository]["Properties"]
     assert properties["ImageScanningConfiguration"] == {"ScanOnPush": True}
@@ -262,3 +262,23 @@ def test_batch_resources_exist_only_for_the_batch_launcher(resources: dict[str, 
     assert {"Type": "GPU", "Value": "1"} in container["ResourceRequirements"]
     assert container["Image"] == {"Ref": "TrainerImageUri"}
     assert container["JobRoleArn"] == {"Fn::GetAtt": ["BatchJobRole", "Arn"]}
+
+
+def test_pose_uploads_are_checked_by_the_probe_function_when_its_image_is_given(
+    resources: dict[str, Any],
+) -> None:
+    probe = resources["PoseProbeFunction"]
+    assert probe["Condition"] == "HasPoseProbeImage" and probe["Type"] == "AWS::Lambda::Function"
+    assert probe["Properties"]["PackageType"] == "Image"
+    assert probe["Properties"]["Code"] == {"ImageUri": {"Ref": "PoseProbeImageUri"}}
+    api = resources["ApiFunction"]["Properties"]
+    assert api["Environment"]["Variables"]["TRAINYARD_POSE_PROBE_FUNCTION"] == {
+        "Fn::If": ["HasPoseProbeImage", {"Ref": "PoseProbeFunction"}, ""]
+    }
+    api_statements = statements_of(resources["ApiFunctionRole"])
+    invoke = next(s for s in api_statements if s.get("Sid") == "CheckPoseUploads")
+    assert invoke["Action"] == "lambda:InvokeFunction"
+    # the probe reads only what the API put under probe/ of the datasets bucket
+    reads = resources["PoseProbeRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert reads[0]["Action"] == "s3:GetObject"
+    assert reads[0]["Resource"] == {"Fn::Sub": "${DatasetsBucket.Arn}/probe/*"}

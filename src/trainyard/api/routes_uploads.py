@@ -51,7 +51,7 @@ CREATE_BODY = {
                     "properties": {
                         "filename": {"type": "string", "maxLength": 255},
                         "size_bytes": {"type": "integer", "minimum": 1},
-                        "purpose": {"type": "string", "enum": ["dataset"]},
+                        "purpose": {"type": "string", "enum": ["dataset", "video"]},
                     },
                 }
             }

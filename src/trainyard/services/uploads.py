@@ -33,7 +33,7 @@ from .datasets import DatasetService
 
 UPLOAD_PREFIX = "uploads"
 UPLOAD_ID_PREFIX = "up"
-PURPOSES = ("dataset",)
+PURPOSES = ("dataset", "video")  # what the upload is for: a dataset archive, a video to run a model on
 MAX_FILENAME_LENGTH = 255
 # new_id's shape; anything else cannot be an upload and must not reach a blob key.
 UPLOAD_ID_PATTERN = re.compile(rf"^{UPLOAD_ID_PREFIX}_[0-9a-f]{{16}}$")
