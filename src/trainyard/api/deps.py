@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse
 from starlette.datastructures import FormData, UploadFile
 
 from ..bootstrap import Services
 from ..domain import Task
 from ..errors import BadRequest, InvalidInput, PayloadTooLarge, Unauthorized
 from ..ports import Page
+from ..services.models import ExportLocation
 
 
 def get_services(request: Request) -> Services:
@@ -143,3 +145,12 @@ def remove_quietly(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def download_response(location: ExportLocation, media_type: str) -> FileResponse | RedirectResponse:
+    """A stored file for the client: a 307 to a presigned URL (S3: the bytes never pass through
+    the API function), or the local file streamed."""
+    if location.url is not None:
+        return RedirectResponse(location.url, status_code=307)
+    assert location.path is not None
+    return FileResponse(location.path, media_type=media_type, filename=location.filename)

@@ -17,6 +17,7 @@ from .deps import (
     ServicesDep,
     TenantDep,
     check_declared_size,
+    download_response,
     multipart_form,
     page_body,
     read_json_body,
@@ -175,8 +176,4 @@ def job_results(job_id: str, request: Request, services: ServicesDep, tenant: Te
 def download_result(
     job_id: str, kind: str, services: ServicesDep, tenant: TenantDep
 ) -> FileResponse | RedirectResponse:
-    location = services.models.result_location(tenant, job_id, kind)
-    if location.url is not None:
-        return RedirectResponse(location.url, status_code=307)
-    assert location.path is not None
-    return FileResponse(location.path, media_type=RESULT_MEDIA_TYPES[kind], filename=location.filename)
+    return download_response(services.models.result_location(tenant, job_id, kind), RESULT_MEDIA_TYPES[kind])

@@ -14,6 +14,7 @@ from .deps import (
     ServicesDep,
     TenantDep,
     check_declared_size,
+    download_response,
     multipart_form,
     read_json_body,
     reject_unknown_fields,
@@ -48,11 +49,7 @@ def delete_model(model_id: str, services: ServicesDep, tenant: TenantDep) -> Non
 def download_export(
     model_id: str, fmt: str, services: ServicesDep, tenant: TenantDep
 ) -> FileResponse | RedirectResponse:
-    location = services.models.export_location(tenant, model_id, fmt)
-    if location.url is not None:
-        return RedirectResponse(location.url, status_code=307)
-    assert location.path is not None
-    return FileResponse(location.path, media_type=EXPORT_MEDIA_TYPES[fmt], filename=location.filename)
+    return download_response(services.models.export_location(tenant, model_id, fmt), EXPORT_MEDIA_TYPES[fmt])
 
 
 def _top_k(value: object) -> int:
