@@ -215,6 +215,7 @@ class PoseProbe(Protocol):
         skeletons, labelled frames, instances, videos."""
         ...
 
-    def probe_video(self, path: Path) -> dict[str, Any]:
-        """{"video": {name, frames, height, width, channels, fps}} for a decodable video."""
+    def probe_video(self, path: Path, filename: str) -> dict[str, Any]:
+        """{"video": {name, frames, height, width, channels, fps}} for a decodable video;
+        `filename` is its name as uploaded (the decoder goes by its extension)."""
         ...

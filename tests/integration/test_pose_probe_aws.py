@@ -91,7 +91,7 @@ def test_a_refusal_is_a_422_with_the_functions_reason(s3: Any, tmp_path: Path) -
         s3, tmp_path, answer({"ok": False, "error": "video clip.mp4 cannot be decoded"}), []
     )
     with pytest.raises(InvalidInput, match="video clip.mp4 cannot be decoded"):
-        probe.probe_video(video)
+        probe.probe_video(video, "clip.mp4")
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
 
 
@@ -101,5 +101,5 @@ def test_a_crashed_function_is_unavailable_not_bad_input(s3: Any, tmp_path: Path
     crashed = answer({"errorMessage": "Task timed out"}, error="Unhandled")
     probe, _ = probe_with(s3, tmp_path, crashed, [])
     with pytest.raises(Unavailable, match="Task timed out"):
-        probe.probe_video(video)
+        probe.probe_video(video, "clip.mp4")
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)

@@ -84,7 +84,11 @@ async def _video_from_form(request: Request, services: ServicesDep) -> tuple[dic
     if video is None or isinstance(video, str):
         raise InvalidInput("video: a multipart file field named 'video' is required")
     path = await spool_upload(video, services.settings.tmp_root, limit)
-    return body, VideoInput(path, Path(video.filename or "video.mp4").name)
+    try:
+        return body, VideoInput.uploaded(path, video.filename or "video.mp4")
+    except InvalidInput:
+        remove_quietly(path)
+        raise
 
 
 @router.post(
@@ -123,7 +127,7 @@ async def create_job(
                 )
             upload_id = job_request.video.upload_id
             upload = services.uploads.get(tenant, upload_id)
-            video = VideoInput(services.uploads.open_upload(tenant, upload_id), Path(upload.filename).name)
+            video = VideoInput.uploaded(services.uploads.open_upload(tenant, upload_id), upload.filename)
         job = await run_in_threadpool(services.jobs.create_job, tenant, job_request, idempotency_key, video)
     finally:
         if spooled is not None:

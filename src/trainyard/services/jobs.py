@@ -126,7 +126,14 @@ class VideoInput:
     """A video a request carries (multipart) or names (an upload), as a local file."""
 
     path: Path
-    filename: str
+    filename: str  # its base name as uploaded: the job's input file is called this
+
+    @classmethod
+    def uploaded(cls, path: Path, filename: str | None) -> VideoInput:
+        name = Path((filename or "").replace("\\", "/")).name
+        if not name or name.startswith(".") or len(name) > 200 or not name.isprintable():
+            raise InvalidInput(f"video: the file name {filename!r} is not usable; name it like walk.mp4")
+        return cls(path, name)
 
 
 @dataclass(frozen=True)
@@ -372,7 +379,7 @@ class JobService:
             raise InvalidInput(
                 "video: send the video as multipart file field 'video', or JSON video: {upload_id}"
             )
-        frames = int(self._pose_probe.probe_video(video.path)["video"]["frames"])
+        frames = int(self._pose_probe.probe_video(video.path, video.filename)["video"]["frames"])
         if frames > self._max_video_frames:
             raise InvalidInput(
                 f"video {video.filename} has {frames} frames; at most {self._max_video_frames}"

@@ -53,5 +53,5 @@ class LambdaPoseProbe:
         files = [(p, p.relative_to(root).as_posix()) for p in sorted(root.rglob("*")) if p.is_file()]
         return self._invoke("dataset", files, min_frames=min_frames)
 
-    def probe_video(self, path: Path) -> dict[str, Any]:
-        return self._invoke("video", [(path, path.name)])
+    def probe_video(self, path: Path, filename: str) -> dict[str, Any]:
+        return self._invoke("video", [(path, Path(filename).name)])

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -53,5 +55,12 @@ class SubprocessPoseProbe:
     def probe_dataset(self, root: Path, min_frames: int) -> dict[str, Any]:
         return self._run("dataset", str(root.resolve()), "--min-frames", str(min_frames))
 
-    def probe_video(self, path: Path) -> dict[str, Any]:
-        return self._run("video", str(path.resolve()))
+    def probe_video(self, path: Path, filename: str) -> dict[str, Any]:
+        # under its uploaded name (the decoder goes by the extension), without copying it
+        with tempfile.TemporaryDirectory(prefix="probe-", dir=path.parent) as scratch:
+            named = Path(scratch) / Path(filename).name
+            try:
+                os.link(path, named)
+            except OSError:
+                shutil.copyfile(path, named)
+            return self._run("video", str(named.resolve()))
