@@ -275,6 +275,7 @@ def test_bad_inference_requests_are_4xx_and_record_nothing(
     not_a_video = b"\x00\x00\x00\x18ftypmp42 not a video"
     no_video = {"type": "infer", "task": "pose", "model_id": model_id}
     unknown_upload = {**no_video, "video": {"upload_id": "upl_nope"}}
+    dot_dot = {"video": ("..", video)}
 
     cases = [
         (infer(client, model_id, video, nodes=["head", "tail"]), 422, "missing body"),
@@ -286,7 +287,7 @@ def test_bad_inference_requests_are_4xx_and_record_nothing(
         (infer(client, "mdl_missing", video), 404, "model mdl_missing not found"),
         (client.post("/v1/jobs", json=no_video), 422, "video:"),
         (client.post("/v1/jobs", json=unknown_upload), 404, "upl_nope"),
-        (client.post("/v1/jobs", data=no_video, files={"video": ("..", video)}), 422, "name '..' is not usable"),
+        (client.post("/v1/jobs", data=no_video, files=dot_dot), 422, "name '..' is not usable"),
     ]  # fmt: skip
     for response, status, expected in cases:
         assert response.status_code == status, response.text
