@@ -19,6 +19,7 @@ from trainyard.domain import (
     Image,
     Job,
     JobStatus,
+    JobType,
     WebhookDelivery,
 )
 from trainyard.errors import BadRequest, Conflict
@@ -183,3 +184,32 @@ def test_a_second_job_with_the_same_id_is_a_conflict(store: JobStore) -> None:
     with pytest.raises(Conflict):
         store.create_job(job, model)
     assert [j.id for j in store.list_jobs("t1", 10, None).items] == [job.id]
+
+
+def test_an_inference_job_is_recorded_alone_and_succeeds_with_its_result(store: JobStore) -> None:
+    trained = make_job(store)
+    job = trained.model_copy(update={"id": "job_infer", "type": JobType.INFER, "dataset_id": None})
+    store.create_job(job, None)  # it runs trained's model; no model is created
+    assert store.get_job("t1", "job_infer") is not None
+    assert len(list(iter_pages(lambda cursor: store.list_models("t1", 100, cursor)))) == 1
+    result = {"files": {"json": "predictions.json"}, "frames": {"total": 3}}
+    done = store.transition_job("job_infer", JobStatus.SUCCEEDED, result=result)
+    assert done is not None and done.result == result
+    assert store.get_job("t1", "job_infer").result == result  # type: ignore[union-attr]
+
+
+def test_progress_moves_forward_only_and_stops_at_the_end(store: JobStore) -> None:
+    job = make_job(store)
+    assert store.record_progress(job.id, 5, 20, "frames")
+    assert not store.record_progress(job.id, 3, 20, "frames")  # late
+    assert not store.record_progress(job.id, 5, 20, "frames")  # redelivered
+    assert store.record_progress(job.id, 20, 20, "frames")
+    store.transition_job(job.id, JobStatus.CANCELLED)
+    assert not store.record_progress(job.id, 25, 30, "frames")  # a finished job keeps its figures
+    final = store.get_job("t1", job.id)
+    assert final is not None and (final.progress_done, final.progress_total, final.progress_unit) == (
+        20,
+        20,
+        "frames",
+    )
+    assert not store.record_progress("job_missing", 1, 2, "frames")

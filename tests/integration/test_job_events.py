@@ -3,12 +3,14 @@ duplicates and out-of-order arrivals leave the job correct."""
 
 from __future__ import annotations
 
+import json
 import random
 
 from tests.helpers import progress, record_job
 from trainyard.adapters.local.subprocess_launcher import PROGRESS, WORKER_EXIT
 from trainyard.bootstrap import Services
-from trainyard.domain import JobStatus, ModelStatus
+from trainyard.domain import JobStatus, JobType, ModelStatus, Task
+from trainyard.services.jobs import results_prefix
 
 
 def epoch(job_id: str, n: int) -> dict[str, object]:
@@ -95,3 +97,53 @@ def test_malformed_events_are_dropped_without_harm(services: Services) -> None:
     )  # not the container's to say
     services.bus.publish(PROGRESS, progress("job_unknown", "status", status="RUNNING"))
     assert services.jobs.get("default", job.id).status is JobStatus.PENDING
+
+
+def record_inference_job(services: Services) -> str:
+    """An inference job as the API records it: it runs a model and creates none."""
+    trained = record_job(services.store)
+    job = trained.model_copy(
+        update={"id": "job_infer1", "type": JobType.INFER, "task": Task.POSE, "dataset_id": None, "epochs": 0}
+    )
+    services.store.create_job(job, None)
+    return job.id
+
+
+def test_frame_progress_only_moves_forward(services: Services) -> None:
+    job_id = record_inference_job(services)
+    for done in (4, 12, 8, 12, 20):  # a late and a redelivered event among them
+        services.bus.publish(PROGRESS, progress(job_id, "progress", done=done, total=20, unit="frames"))
+    job = services.jobs.get("default", job_id)
+    assert (job.progress_done, job.progress_total, job.progress_unit) == (20, 20, "frames")
+
+
+def test_an_inference_job_succeeds_with_its_results_manifest(services: Services) -> None:
+    job_id = record_inference_job(services)
+    prefix = results_prefix("default", job_id)
+    manifest = {
+        "schema": "trainyard.results/1",
+        "files": {"json": "predictions.json", "slp": "predictions.slp", "preview_video": "preview.mp4"},
+        "frames": {"total": 20, "predicted": 20, "with_instances": 19},
+    }
+    services.blobs.put_bytes(prefix + "predictions.json", b"{}")
+    services.blobs.put_bytes(prefix + "predictions.slp", b"slp")  # no preview.mp4 was persisted
+    services.blobs.put_bytes(prefix + "trainyard_results.json", json.dumps(manifest).encode())
+
+    services.bus.publish(WORKER_EXIT, {"job_id": job_id, "succeeded": True, "model_prefix": prefix})
+
+    job = services.jobs.get("default", job_id)
+    assert job.status is JobStatus.SUCCEEDED and job.result is not None
+    assert job.result["files"] == {"json": "predictions.json", "slp": "predictions.slp"}
+    assert job.result["frames"]["with_instances"] == 19
+    model = services.store.get_model("default", job.model_id)
+    assert model is not None and model.status is ModelStatus.TRAINING  # the model it ran is untouched
+
+
+def test_an_inference_job_without_results_fails_and_leaves_its_model_alone(services: Services) -> None:
+    job_id = record_inference_job(services)
+    services.bus.publish(
+        WORKER_EXIT, {"job_id": job_id, "succeeded": True, "model_prefix": results_prefix("default", job_id)}
+    )
+    job = services.jobs.get("default", job_id)
+    assert job.status is JobStatus.FAILED and job.error is not None and "results unreadable" in job.error
+    assert services.store.get_model("default", job.model_id).status is ModelStatus.TRAINING  # type: ignore[union-attr]

@@ -160,6 +160,14 @@ def results_prefix(tenant_id: str, job_id: str) -> str:
     return f"tenants/{tenant_id}/jobs/{job_id}/results/"
 
 
+def output_prefix(job: Job) -> str:
+    """Where a job's container output (its model dir) is persisted: the model it trains, or
+    an inference job's results."""
+    if job.type is JobType.INFER:
+        return results_prefix(job.tenant_id, job.id)
+    return model_prefix(job.tenant_id, job.model_id)
+
+
 def job_input_prefix(tenant_id: str, job_id: str) -> str:
     return f"tenants/{tenant_id}/jobs/{job_id}/input/"
 

@@ -15,7 +15,7 @@ from typing import Any
 from ..domain import Job, job_id_from_platform_name
 from ..ports import JobLauncher, JobStore
 from .job_events import JobEventsService
-from .jobs import model_prefix
+from .jobs import output_prefix
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class PlatformEventsService:
     def settle(self, job: Job, succeeded: bool, reason: str | None) -> None:
         if job.status.is_terminal:
             return
-        prefix = model_prefix(job.tenant_id, job.model_id)
+        prefix = output_prefix(job)
         if succeeded:
             try:
                 self._launcher.persist_model(job.id, prefix)
