@@ -28,7 +28,9 @@ def _visible_files(root: Path) -> list[Path]:
         p
         for p in root.rglob("*")
         if p.is_file()
-        and not any(part.startswith(".") or part == "__MACOSX" for part in p.relative_to(root).parts)
+        and not any(
+            part.startswith(".") or part == "__MACOSX" for part in p.relative_to(root).parts
+        )
     )
 
 
@@ -49,12 +51,14 @@ def _is_embedded(video: Any, labels_file: Path) -> bool:
     return isinstance(filename, str) and Path(filename).resolve() == labels_file.resolve()
 
 
-def load_labels(root: Path) -> tuple[Any, Path]:
-    """Load the labels under `root`, pointing each external video at the uploaded file of the
-    same name: the paths stored in a .slp are those of the labeller's machine."""
+def load_labels(root: Path, labels_file: Path | None = None) -> tuple[Any, Path]:
+    """Load the labels under `root` (the one labels file found there, or `labels_file`),
+    pointing each external video at the uploaded file of the same name: the paths stored in
+    a .slp are those of the labeller's machine."""
     import sleap_io as sio  # noqa: PLC0415 - lazily: the CLI's argument errors come first
 
-    labels_file = find_labels_file(root)
+    if labels_file is None:
+        labels_file = find_labels_file(root)
     try:
         labels = sio.load_slp(str(labels_file), open_videos=False)
     except Exception as exc:

@@ -17,7 +17,11 @@ from .probe import probe_dataset, probe_video
 
 def probe_prefix(event: dict[str, Any], s3: Any) -> dict[str, Any]:
     command, bucket, prefix = event.get("command"), event.get("bucket"), event.get("prefix")
-    if command not in ("dataset", "video") or not isinstance(bucket, str) or not isinstance(prefix, str):
+    if (
+        command not in ("dataset", "video")
+        or not isinstance(bucket, str)
+        or not isinstance(prefix, str)
+    ):
         return {"ok": False, "error": "the probe needs command (dataset|video), bucket and prefix"}
     with tempfile.TemporaryDirectory(prefix="probe-") as scratch:
         root = Path(scratch)

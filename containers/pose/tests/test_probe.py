@@ -14,9 +14,9 @@ import pytest
 import sleap_io as sio
 from moto import mock_aws
 
+from jobkit.errors import DataError
 from pose.probe import main, probe_dataset, probe_video
 from pose.probe_lambda import probe_prefix
-from jobkit.errors import DataError
 
 
 def write_upload(root: Path, frames: int = 3, video: bool = True, embed: bool = False) -> Path:
@@ -31,7 +31,9 @@ def write_upload(root: Path, frames: int = 3, video: bool = True, embed: bool = 
         sio.LabeledFrame(
             video=source,
             frame_idx=i,
-            instances=[sio.Instance.from_numpy(np.array([[10.0, 10.0], [18.0, 18.0]]), skeleton=skeleton)],
+            instances=[
+                sio.Instance.from_numpy(np.array([[10.0, 10.0], [18.0, 18.0]]), skeleton=skeleton)
+            ],
         )
         for i in range(frames)
     ]
@@ -40,7 +42,9 @@ def write_upload(root: Path, frames: int = 3, video: bool = True, embed: bool = 
         sio.save_slp(labels, str(root / "labels.pkg.slp"), embed="user")
         (root / "clip.mp4").unlink()
         return root / "labels.pkg.slp"
-    labels.replace_filenames(filename_map={str(root / "clip.mp4"): "C:\\labeller\\clip.mp4"}, open_videos=False)
+    labels.replace_filenames(
+        filename_map={str(root / "clip.mp4"): "C:\\labeller\\clip.mp4"}, open_videos=False
+    )
     sio.save_slp(labels, str(root / "labels.slp"))
     if not video:
         (root / "clip.mp4").unlink()
@@ -51,10 +55,20 @@ def test_labels_and_a_video_stored_elsewhere_are_summarised(tmp_path: Path) -> N
     write_upload(tmp_path / "up", frames=3)
     summary = probe_dataset(tmp_path / "up")
     assert summary["labels"] == "labels.slp" and summary["video_files"] == ["clip.mp4"]
-    assert summary["skeletons"] == [{"name": "worm", "nodes": ["head", "tail"], "edges": [["head", "tail"]]}]
+    assert summary["skeletons"] == [
+        {"name": "worm", "nodes": ["head", "tail"], "edges": [["head", "tail"]]}
+    ]
     assert (summary["labeled_frames"], summary["instances"]) == (3, 3)
     assert summary["videos"] == [
-        {"name": "clip.mp4", "frames": 5, "height": 32, "width": 32, "channels": 1, "fps": 10.0, "embedded": False}
+        {
+            "name": "clip.mp4",
+            "frames": 5,
+            "height": 32,
+            "width": 32,
+            "channels": 1,
+            "fps": 10.0,
+            "embedded": False,
+        }
     ]
 
 
@@ -69,13 +83,28 @@ def test_a_package_with_embedded_frames_needs_no_video(tmp_path: Path) -> None:
     "make,reason",
     [
         (lambda root: write_upload(root, frames=0), "0 labelled frame(s)"),
-        (lambda root: write_upload(root, video=False), "video clip.mp4 used by labels.slp is not in the upload"),
-        (lambda root: (write_upload(root), (root / "clip.mp4").write_bytes(b"junk")), "clip.mp4 cannot be decoded"),
-        (lambda root: (root.mkdir(), (root / "a.slp").write_bytes(b"x"), (root / "b.slp").write_bytes(b"x")),
-         "several labels files"),
-        (lambda root: (root.mkdir(), (root / "a.slp").write_bytes(b"\x89HDF junk")), "not a readable SLEAP"),
+        (
+            lambda root: write_upload(root, video=False),
+            "video clip.mp4 used by labels.slp is not in the upload",
+        ),
+        (
+            lambda root: (write_upload(root), (root / "clip.mp4").write_bytes(b"junk")),
+            "clip.mp4 cannot be decoded",
+        ),
+        (
+            lambda root: (
+                root.mkdir(),
+                (root / "a.slp").write_bytes(b"x"),
+                (root / "b.slp").write_bytes(b"x"),
+            ),
+            "several labels files",
+        ),
+        (
+            lambda root: (root.mkdir(), (root / "a.slp").write_bytes(b"\x89HDF junk")),
+            "not a readable SLEAP",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_uploads_are_refused_with_the_reason(tmp_path: Path, make: Any, reason: str) -> None:
     make(tmp_path / "up")
     with pytest.raises(DataError, match=reason.replace("(", r"\(").replace(")", r"\)")):
@@ -92,14 +121,19 @@ def test_the_cli_prints_one_json_object_and_exits_1_on_refusal(
     assert main(["video", str(tmp_path / "junk.mp4")]) == 1
     assert json.loads(capsys.readouterr().out) == {
         "ok": False,
-        "error": "video junk.mp4 cannot be decoded: no video stream could be read (not a video, or an unknown codec)",
+        "error": "video junk.mp4 cannot be decoded: no video stream could be read "
+        "(not a video, or an unknown codec)",
     }
     assert probe_video(tmp_path / "up" / "clip.mp4")["video"]["width"] == 32
 
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
