@@ -85,7 +85,7 @@ def test_a_dataset_from_an_upload(upload_client: TestClient, services: Services)
 def test_the_service_makes_a_dataset_from_an_upload(
     upload_client: TestClient, uploads: UploadService, services: Services
 ) -> None:
-    """What POST /v1/datasets {"name", "upload_id"} calls, until the route is wired."""
+    """What POST /v1/datasets {"name", "upload_id"} calls (UploadService.create_dataset)."""
     archive = class_folder_zip(4, seed=13)
     body = start_upload(upload_client, len(archive))
     assert upload_client.put(body["url"], content=archive).status_code == 200
