@@ -76,6 +76,13 @@ def user_labelled(labels: Any) -> Any:
         for lf in labels.labeled_frames
         if lf.user_instances
     ]
+    return _with_frames(labels, frames)
+
+
+def _with_frames(labels: Any, frames: list[Any]) -> Any:
+    """Labels holding `frames`, with the videos, skeletons, tracks and provenance of `labels`."""
+    import sleap_io as sio  # noqa: PLC0415
+
     return sio.Labels(
         labeled_frames=frames,
         videos=list(labels.videos),
@@ -87,8 +94,6 @@ def user_labelled(labels: Any) -> Any:
 
 def split_frames(labels: Any, fraction: float, seed: int) -> tuple[Any, Any | None]:
     """A seeded split of the labelled frames; `fraction` of them (at least one) validate."""
-    import sleap_io as sio  # noqa: PLC0415
-
     count = len(labels)
     if fraction == 0:
         return labels, None
@@ -101,14 +106,9 @@ def split_frames(labels: Any, fraction: float, seed: int) -> tuple[Any, Any | No
     order = np.random.default_rng(seed).permutation(count)
     val_ids = set(order[:n_val].tolist())
 
-    def subset(ids: set[int] | None, keep: bool) -> Any:
-        frames = [lf for i, lf in enumerate(labels.labeled_frames) if (i in ids) == keep]
-        return sio.Labels(
-            labeled_frames=frames,
-            videos=list(labels.videos),
-            skeletons=list(labels.skeletons),
-            tracks=list(labels.tracks),
-            provenance=dict(labels.provenance),
+    def subset(ids: set[int], keep: bool) -> Any:
+        return _with_frames(
+            labels, [lf for i, lf in enumerate(labels.labeled_frames) if (i in ids) == keep]
         )
 
     return subset(val_ids, False), subset(val_ids, True)

@@ -33,7 +33,7 @@ from .contract import (
     parse_infer_config,
 )
 from .export import MODEL_MANIFEST, SLEAP_DIR, SLEAP_ZIP
-from .probe import _read_video
+from .probe import open_video
 
 log = logging.getLogger("pose.infer")
 
@@ -138,18 +138,6 @@ def find_video(channel: Path) -> Path:
         names = ", ".join(p.relative_to(channel).as_posix() for p in files)
         raise DataError(f"send exactly one video; the video channel holds {names}")
     return files[0]
-
-
-def open_video(path: Path) -> tuple[Any, dict[str, Any]]:
-    import sleap_io as sio  # noqa: PLC0415
-
-    try:
-        video = sio.load_video(str(path))
-    except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"video {path.name} cannot be decoded: {reason}") from None
-    info = _read_video(video, path.name)
-    return video, {k: info[k] for k in ("name", "width", "height", "frames", "fps", "channels")}
 
 
 def frame_indices(config: InferConfig, total: int) -> list[int]:

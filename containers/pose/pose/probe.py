@@ -149,14 +149,20 @@ def probe_dataset(root: Path, min_frames: int = 2) -> dict[str, Any]:
     }
 
 
-def probe_video(path: Path) -> dict[str, Any]:
+def open_video(path: Path) -> tuple[Any, dict[str, Any]]:
+    """The video at `path`, opened, with its first and last frame decoded, and its shape."""
     import sleap_io as sio  # noqa: PLC0415
 
     try:
         video = sio.load_video(str(path))
     except Exception as exc:
-        raise DataError(f"video {path.name} cannot be decoded: {exc}") from None
-    return {"ok": True, "video": _read_video(video, path.name)}
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"video {path.name} cannot be decoded: {reason}") from None
+    return video, _read_video(video, path.name)
+
+
+def probe_video(path: Path) -> dict[str, Any]:
+    return {"ok": True, "video": open_video(path)[1]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
