@@ -126,8 +126,7 @@ async def create_job(
                     "send the video either as file field 'video' or as video.upload_id, not both"
                 )
             upload_id = job_request.video.upload_id
-            upload = services.uploads.get(tenant, upload_id)
-            video = VideoInput.uploaded(services.uploads.open_upload(tenant, upload_id), upload.filename)
+            video = VideoInput.uploaded(*services.uploads.open_upload(tenant, upload_id))
         job = await run_in_threadpool(services.jobs.create_job, tenant, job_request, idempotency_key, video)
     finally:
         if spooled is not None:

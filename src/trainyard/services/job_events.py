@@ -18,6 +18,7 @@ from .jobs import JobService
 log = logging.getLogger(__name__)
 
 PROGRESS_SCHEMA = "trainyard.job-progress/1"
+MODEL_MANIFEST = "trainyard_model.json"
 RESULTS_MANIFEST = "trainyard_results.json"
 CONTAINER_STATUSES = {
     JobStatus.DOWNLOADING,
@@ -101,12 +102,8 @@ class JobEventsService:
             return
         model = self._store.get_model(job.tenant_id, job.model_id)
         try:
-            manifest = json.loads(self._blobs.get_bytes(f"{event.model_prefix}trainyard_model.json"))
-            exports = [
-                fmt
-                for fmt, name in manifest["exports"].items()
-                if self._blobs.exists(f"{event.model_prefix}{name}")
-            ]
+            manifest, persisted = self._read_manifest(event.model_prefix, MODEL_MANIFEST, "exports")
+            exports = list(persisted)
         except Exception as exc:
             self._jobs.transition(job.id, JobStatus.FAILED, error=f"model artifacts unreadable: {exc}")
             return
@@ -126,16 +123,22 @@ class JobEventsService:
             # cancelled in the meantime: the cancellation stands, the model is not served
             self._store.update_model(model.model_copy(update={"status": ModelStatus.FAILED}))
 
+    def _read_manifest(self, prefix: str, name: str, listing: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """The manifest a container wrote last under `prefix`, and of the files its `listing`
+        names (kind → file name) those that were persisted."""
+        manifest = json.loads(self._blobs.get_bytes(f"{prefix}{name}"))
+        persisted = {
+            kind: file
+            for kind, file in dict(manifest[listing]).items()
+            if self._blobs.exists(f"{prefix}{file}")
+        }
+        return manifest, persisted
+
     def _settle_inference(self, job: Job, results_prefix: str) -> None:
         """An inference job's outputs are its result: the manifest the container wrote last,
         with the files it names that were persisted."""
         try:
-            manifest = json.loads(self._blobs.get_bytes(f"{results_prefix}{RESULTS_MANIFEST}"))
-            files = {
-                kind: name
-                for kind, name in dict(manifest["files"]).items()
-                if self._blobs.exists(f"{results_prefix}{name}")
-            }
+            manifest, files = self._read_manifest(results_prefix, RESULTS_MANIFEST, "files")
         except Exception as exc:
             self._jobs.transition(job.id, JobStatus.FAILED, error=f"results unreadable: {exc}")
             return

@@ -199,8 +199,9 @@ class JobService:
         """Record and launch a job. With an idempotency key the ids derive from (tenant, key):
         a retried request finds the job the first one recorded, and the launch, whose platform
         name derives from the job id, cannot start a second run."""
-        fingerprint = _fingerprint(request, video)
+        fingerprint = None  # what a replay is compared with; only a keyed request can be replayed
         if idempotency_key is not None:
+            fingerprint = _fingerprint(request, video)
             job_id, model_id = idempotent_ids(tenant_id, idempotency_key)
             existing = self._store.get_job(tenant_id, job_id)
             if existing is not None:
@@ -221,7 +222,7 @@ class JobService:
     create_training_job = create_job  # the name the classifier routes have always used
 
     def _replay(
-        self, existing: Job, fingerprint: str, request: AnyJobRequest, video: VideoInput | None
+        self, existing: Job, fingerprint: str | None, request: AnyJobRequest, video: VideoInput | None
     ) -> Job:
         if existing.request_fingerprint != fingerprint:
             raise InvalidInput("Idempotency-Key was already used with a different request; use a new key")
@@ -237,7 +238,7 @@ class JobService:
         tenant_id: str,
         job_id: str,
         model_id: str,
-        fingerprint: str,
+        fingerprint: str | None,
         request: AnyJobRequest,
         video: VideoInput | None,
     ) -> JobPlan:
@@ -265,7 +266,7 @@ class JobService:
         tenant_id: str,
         job_id: str,
         model_id: str,
-        fingerprint: str,
+        fingerprint: str | None,
         request: TrainJobRequest | PoseTrainJobRequest,
         params: dict[str, Any],
     ) -> tuple[Job, Model]:
@@ -294,7 +295,7 @@ class JobService:
         return job, model
 
     def _plan_classifier(
-        self, tenant_id: str, job_id: str, model_id: str, fingerprint: str, request: TrainJobRequest
+        self, tenant_id: str, job_id: str, model_id: str, fingerprint: str | None, request: TrainJobRequest
     ) -> JobPlan:
         self._dataset(tenant_id, request.dataset_id, Task.CLASSIFICATION)
         try:
@@ -327,7 +328,12 @@ class JobService:
         return JobPlan(job, model, spec)
 
     def _plan_pose_training(
-        self, tenant_id: str, job_id: str, model_id: str, fingerprint: str, request: PoseTrainJobRequest
+        self,
+        tenant_id: str,
+        job_id: str,
+        model_id: str,
+        fingerprint: str | None,
+        request: PoseTrainJobRequest,
     ) -> JobPlan:
         dataset = self._dataset(tenant_id, request.dataset_id, Task.POSE)
         nodes = dataset.classes
@@ -357,7 +363,7 @@ class JobService:
         self,
         tenant_id: str,
         job_id: str,
-        fingerprint: str,
+        fingerprint: str | None,
         request: PoseInferJobRequest,
         video: VideoInput | None,
     ) -> JobPlan:
@@ -410,8 +416,8 @@ class JobService:
         )
         video_key = f"{job_input_prefix(tenant_id, job_id)}video/{video.filename}"
         blobs = self._blobs
-        model_files = blobs.list_keys(model_prefix(tenant_id, model.id))
         source_prefix = model_prefix(tenant_id, model.id)
+        model_files = blobs.list_keys(source_prefix)
         spec = LaunchSpec(
             job_id=job_id,
             container="pose",

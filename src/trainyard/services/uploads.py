@@ -207,11 +207,12 @@ class UploadService:
 
     # --- using an upload ----------------------------------------------------------------------
 
-    def open_upload(self, tenant_id: str, upload_id: str) -> Path:
-        """A local path holding the upload's bytes (a cache copy on S3)."""
+    def open_upload(self, tenant_id: str, upload_id: str) -> tuple[Path, str]:
+        """A local path holding the upload's bytes (a cache copy on S3), and the file name the
+        client gave it."""
         upload = self.get(tenant_id, upload_id)
         try:
-            return self._blobs.local_path(upload.key)
+            return self._blobs.local_path(upload.key), upload.filename
         except NotFound:
             raise Conflict(f"upload {upload_id} has no data yet: send the file first") from None
 
@@ -225,8 +226,7 @@ class UploadService:
         """POST /v1/datasets with {"name", "upload_id"}: the same ingestion as a multipart
         upload. A dataset consumes its upload; after a failure the upload is kept, so the
         request can be retried (with a corrected name, say) without sending the file again."""
-        archive = self.open_upload(tenant_id, upload_id)
-        filename = self.get(tenant_id, upload_id).filename
+        archive, filename = self.open_upload(tenant_id, upload_id)
         dataset = self._datasets.create_from_archive(tenant_id, name, archive, task, filename)
         self.discard(tenant_id, upload_id)
         return dataset
