@@ -102,6 +102,7 @@ class JobType(StrEnum):
 class Task(StrEnum):
     CLASSIFICATION = "classification"
     POSE = "pose"
+    DETECTION = "detection"
 
 
 class Tenant(Record):
@@ -128,7 +129,8 @@ class Dataset(Record):
     task: Task = Task.CLASSIFICATION
     classes: list[str]
     image_count: int  # pose: labelled frames
-    # pose: the stored files, skeletons, labelled frame and instance counts, videos
+    # pose: the stored files, skeletons, labelled frame and instance counts, videos;
+    # detection: the upload's format, the annotations file, box counts, images per split
     details: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -162,6 +164,7 @@ class Job(Record):
     accuracy: float | None = None
     val_loss: float | None = None
     val_accuracy: float | None = None
+    val_map_50: float | None = None  # detection: mAP at IoU 0.5 on the validation images
     last_epoch_duration_seconds: float | None = None
     # work without epochs (video inference): how far it is, e.g. 120 of 300 frames
     progress_done: int = 0
@@ -218,8 +221,31 @@ class EpochMetrics(Record):
     val_loss: float | None = None
     accuracy: float | None = None
     val_accuracy: float | None = None
+    val_map_50: float | None = None  # detection: COCO mAP at IoU 0.5
+    val_map_50_95: float | None = None  # detection: mean over IoU 0.50:0.05:0.95
     lr: float | None = None
     duration_seconds: float | None = None
+
+
+def summarised(job: Job, metrics: EpochMetrics, epochs: int) -> Job | None:
+    """The job with its summary moved to this epoch, or None when the epoch is not later than
+    the one it shows (a late, older epoch never rewinds the summary)."""
+    if metrics.epoch <= job.current_epoch:
+        return None
+    return job.model_copy(
+        update={
+            "current_epoch": metrics.epoch,
+            "epochs": epochs,
+            "loss": metrics.loss,
+            "accuracy": metrics.accuracy,
+            "val_loss": metrics.val_loss,
+            "val_accuracy": metrics.val_accuracy,
+            "val_map_50": metrics.val_map_50,
+            "last_epoch_duration_seconds": metrics.duration_seconds,
+            "version": job.version + 1,
+            "updated_at": utcnow(),
+        }
+    )
 
 
 class ModelStatus(StrEnum):

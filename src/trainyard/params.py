@@ -45,6 +45,39 @@ class ClassifierParams(BaseModel):
         return self
 
 
+DetectionBackbone = Literal["resnet_small", "resnet18", "resnet50"]
+DETECTION_IMAGENET_BACKBONES = ("resnet18", "resnet50")
+DETECTION_IMAGE_SIZE_STEP = 32  # the coarsest feature level of the detector has stride 32
+
+
+class DetectionParams(BaseModel):
+    """RetinaNet training settings (docs/job-contract.md, detection)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backbone: DetectionBackbone = "resnet_small"
+    weights: Literal["imagenet"] | None = None
+    epochs: int = Field(20, ge=1, le=500)
+    batch_size: int = Field(16, ge=1, le=256)
+    learning_rate: float = Field(0.001, gt=0, le=1)
+    image_size: int = Field(256, ge=64, le=768, multiple_of=DETECTION_IMAGE_SIZE_STEP)
+    validation_split: float = Field(0.2, ge=0, le=0.9)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    shuffle: bool = True
+    augment: bool = True
+    lr_step_size: int = Field(10, ge=1, le=500)
+    lr_gamma: float = Field(1.0, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _imagenet_only_for_resnets(self) -> DetectionParams:
+        if self.weights == "imagenet" and self.backbone not in DETECTION_IMAGENET_BACKBONES:
+            raise ValueError(
+                f"backbone {self.backbone!r} has no ImageNet weights; use weights null or backbone"
+                f" {' or '.join(DETECTION_IMAGENET_BACKBONES)}"
+            )
+        return self
+
+
 PoseModelType = Literal["single_instance", "topdown", "bottomup"]
 PoseBackbone = Literal["unet", "unet_medium_rf", "unet_large_rf", "convnext", "swint"]
 POSE_BACKBONES: tuple[str, ...] = ("unet", "unet_medium_rf", "unet_large_rf", "convnext", "swint")
@@ -133,7 +166,7 @@ def normalise_exports(requested: list[str] | None) -> list[str]:
 
 
 def to_hyperparameters(
-    job_id: str, task: str, params: ClassifierParams, exports: list[str]
+    job_id: str, task: str, params: ClassifierParams | DetectionParams, exports: list[str]
 ) -> dict[str, str]:
     """Encode per the contract: SageMaker keeps hyperparameters as strings, so each is JSON."""
     values: dict[str, object] = {"job_id": job_id, "task": task, **params.model_dump()}

@@ -34,7 +34,8 @@ def public_dataset(dataset: Dataset) -> dict[str, Any]:
     view = dataset.model_dump(
         mode="json", include={"id", "name", "task", "classes", "image_count", "created_at"}
     )
-    if dataset.task is Task.POSE:  # skeletons, labelled frames, instances, videos
+    # pose: skeletons, labelled frames, instances, videos; detection: format, box counts, splits
+    if dataset.task is not Task.CLASSIFICATION:
         view.update(dataset.model_dump(mode="json", include={"details"})["details"])
     return view
 
@@ -50,7 +51,7 @@ UPLOAD_BODY = {
                     "properties": {
                         "name": {"type": "string", "maxLength": 200},
                         "upload_id": {"type": "string", "description": "from POST /v1/uploads"},
-                        "task": {"type": "string", "enum": ["classification", "pose"]},
+                        "task": {"type": "string", "enum": ["classification", "detection", "pose"]},
                     },
                 }
             },
@@ -60,14 +61,15 @@ UPLOAD_BODY = {
                     "required": ["name", "file"],
                     "properties": {
                         "name": {"type": "string", "maxLength": 200},
-                        "task": {"type": "string", "enum": ["classification", "pose"]},
+                        "task": {"type": "string", "enum": ["classification", "detection", "pose"]},
                         "file": {
                             "type": "string",
                             "format": "binary",
                             "description": "classification: a .zip or .tar.gz of <class>/<image> or"
-                            " train|val/<class>/<image>. pose: a .pkg.slp, or a .zip/.7z/.tar.gz"
-                            " holding a .slp and its videos, or (repeated `file` fields) a .slp"
-                            " and its videos",
+                            " train|val/<class>/<image>. detection: a .zip/.tar.gz/.tar/.7z of"
+                            " images with COCO JSON or YOLO txt labels. pose: a .pkg.slp, or a"
+                            " .zip/.7z/.tar.gz holding a .slp and its videos, or (repeated `file`"
+                            " fields) a .slp and its videos",
                         },
                     },
                 }
@@ -82,7 +84,8 @@ UPLOAD_BODY = {
 @router.post(
     "",
     status_code=201,
-    summary="Upload a dataset: class folders (classification) or SLEAP labels (pose)",
+    summary="Upload a dataset: class folders (classification), images with boxes (detection) or"
+    " SLEAP labels (pose)",
     openapi_extra=UPLOAD_BODY,
 )
 async def create_dataset(request: Request, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
@@ -110,7 +113,7 @@ async def create_dataset(request: Request, services: ServicesDep, tenant: Tenant
             dataset = await run_in_threadpool(services.datasets.create_pose_dataset, tenant, name, spooled)
         else:
             dataset = await run_in_threadpool(
-                services.datasets.create_from_archive, tenant, name, spooled[0][0]
+                services.datasets.create_from_archive, tenant, name, spooled[0][0], task
             )
     finally:
         for path, _ in spooled:

@@ -94,7 +94,7 @@ async def _video_from_form(request: Request, services: ServicesDep) -> tuple[dic
 @router.post(
     "",
     status_code=202,
-    summary="Start a job: train a classifier or a pose model, or run a pose model on a video",
+    summary="Start a job: train a classifier, a detector or a pose model, or run a pose model on a video",
     openapi_extra=CREATE_JOB_BODY,
 )
 async def create_job(

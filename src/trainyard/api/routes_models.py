@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -8,7 +9,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 
 from ..errors import BadRequest, InvalidInput
 from ..services.images import decode_base64_image
-from ..services.models import EXPORT_MEDIA_TYPES
+from ..services.models import EXPORT_MEDIA_TYPES, PREDICT_OPTIONS
 from .deps import (
     PaginationDep,
     ServicesDep,
@@ -21,8 +22,6 @@ from .deps import (
 )
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-
-MAX_TOP_K = 100
 
 
 @router.get("")
@@ -52,19 +51,17 @@ def download_export(
     return download_response(services.models.export_location(tenant, model_id, fmt), EXPORT_MEDIA_TYPES[fmt])
 
 
-def _top_k(value: object) -> int:
-    try:
-        top_k = int(str(value))
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"top_k: expected an integer, got {value!r}") from exc
-    if not 1 <= top_k <= MAX_TOP_K:
-        raise InvalidInput(f"top_k: must be between 1 and {MAX_TOP_K}")
-    return top_k
+def _options(given: Mapping[str, Any], query: Mapping[str, str]) -> dict[str, object]:
+    """The prediction options a request sets, in its form or JSON body, else in the query;
+    the model decides which apply (models.py)."""
+    options = {name: given.get(name, query.get(name)) for name in PREDICT_OPTIONS}
+    return {name: value for name, value in options.items() if value is not None and value != ""}
 
 
 @router.post(
     "/{model_id}/predict",
-    summary="Predict one image: multipart `file` (+ `top_k`) or JSON {image_b64, top_k}",
+    summary="Predict one image: multipart `file` or JSON {image_b64}; a classifier takes `top_k`,"
+    " a detector `score_threshold` and `max_detections`",
 )
 async def predict(
     model_id: str, request: Request, services: ServicesDep, tenant: TenantDep
@@ -78,12 +75,12 @@ async def predict(
         if upload is None or isinstance(upload, str):
             raise InvalidInput("file: a multipart file field named 'file' is required")
         image = await upload.read()
-        top_k = _top_k(form.get("top_k") or request.query_params.get("top_k") or 5)
+        options = _options(form, request.query_params)
     elif content_type.startswith("application/json"):
         body = await read_json_body(request, limit)
-        reject_unknown_fields(body, {"image_b64", "top_k"})
+        reject_unknown_fields(body, {"image_b64", *PREDICT_OPTIONS})
         image = decode_base64_image(body.get("image_b64"))
-        top_k = _top_k(body.get("top_k", request.query_params.get("top_k", 5)))
+        options = _options(body, request.query_params)
     else:
         raise BadRequest("send multipart/form-data with a 'file' field, or JSON {image_b64}")
-    return await run_in_threadpool(services.models.predict, tenant, model_id, image, top_k)
+    return await run_in_threadpool(services.models.predict, tenant, model_id, image, options)

@@ -1,4 +1,4 @@
-"""Safe extraction of uploaded .zip, .tar.gz and .7z archives.
+"""Safe extraction of uploaded .zip, .tar.gz, .tar and .7z archives.
 
 Every member name is checked before anything is written (no absolute paths, no `..`, no
 backslashes or drive letters), links and devices are refused, and the file count and total
@@ -24,6 +24,7 @@ from ..errors import InvalidInput
 CHUNK = 1024 * 1024
 DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
 SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
+TAR_MAGIC_OFFSET = 257  # a POSIX (and GNU) tar header says "ustar" here
 
 
 @dataclass(frozen=True)
@@ -43,14 +44,16 @@ def safe_member_path(name: str) -> PurePosixPath:
 
 def detect_archive_kind(path: Path) -> str:
     with path.open("rb") as handle:
-        head = handle.read(4)
+        head = handle.read(TAR_MAGIC_OFFSET + 5)
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return "zip"
     if head.startswith(b"\x1f\x8b"):
         return "tar.gz"
     if head.startswith(SEVEN_ZIP_MAGIC[:4]):
         return "7z"
-    raise InvalidInput("file is not a .zip, .tar.gz or .7z archive")
+    if head[TAR_MAGIC_OFFSET:] == b"ustar":
+        return "tar"
+    raise InvalidInput("file is not a .zip, .tar.gz or .7z archive (nor a plain .tar)")
 
 
 class _Budget:
@@ -98,11 +101,11 @@ def _zip_members(path: Path) -> Iterator[tuple[str, bool, IO[bytes] | None]]:
                 raise InvalidInput(f"corrupt zip archive at {info.filename!r}: {exc}") from exc
 
 
-def _tar_members(path: Path) -> Iterator[tuple[str, bool, IO[bytes] | None]]:
+def _tar_members(path: Path, kind: str) -> Iterator[tuple[str, bool, IO[bytes] | None]]:
     try:
-        archive = tarfile.open(path, mode="r:gz")
+        archive = tarfile.open(path, mode="r:gz" if kind == "tar.gz" else "r:")
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise InvalidInput(f"corrupt tar.gz archive: {exc}") from exc
+        raise InvalidInput(f"corrupt {kind} archive: {exc}") from exc
     with archive:
         try:
             for info in archive:
@@ -114,7 +117,7 @@ def _tar_members(path: Path) -> Iterator[tuple[str, bool, IO[bytes] | None]]:
                 member = archive.extractfile(info)
                 yield info.name, False, member
         except (tarfile.TarError, OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise InvalidInput(f"corrupt tar.gz archive: {exc}") from exc
+            raise InvalidInput(f"corrupt {kind} archive: {exc}") from exc
 
 
 def _7z_members(path: Path, limits: ArchiveLimits) -> Iterator[tuple[str, bool, IO[bytes] | None]]:
@@ -156,8 +159,8 @@ def extract_archive(path: Path, destination: Path, limits: ArchiveLimits) -> lis
     kind = detect_archive_kind(path)
     if kind == "zip":
         members = _zip_members(path)
-    elif kind == "tar.gz":
-        members = _tar_members(path)
+    elif kind in ("tar.gz", "tar"):
+        members = _tar_members(path, kind)
     else:
         members = _7z_members(path, limits)
     budget = _Budget(limits)

@@ -1,5 +1,5 @@
-"""Datasets: upload an archive of class folders (classification) or SLEAP labels (pose),
-append images, list, delete.
+"""Datasets: upload an archive of class folders (classification), of images with COCO or
+YOLO boxes (detection) or SLEAP labels (pose), append images, list, delete.
 
 Everything is validated before anything is stored; blobs are written first and the records
 last, in one transaction, and a failure in between removes the blobs again, so a bad upload
@@ -8,8 +8,11 @@ leaves nothing behind.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from ..domain import Dataset, Image, Task, new_id
 from ..errors import InvalidInput, NotFound, Unavailable
 from ..ports import BlobStore, JobStore, Page, PoseProbe
 from .archives import ArchiveLimits, detect_archive_kind, extract_archive
+from .detection_datasets import ANNOTATIONS_FILE, read_detection_dataset
 from .images import CheckedImage, check_image, decode_base64_image
 
 SPLITS = ("train", "val")
@@ -27,9 +31,15 @@ LAYOUT_HELP = "expected <class>/<image> or train/<class>/<image> + val/<class>/<
 POSE_UPLOAD_HELP = "send a .pkg.slp, a .slp with its videos, or a .zip/.7z/.tar.gz holding them"
 
 
+def dataset_prefix(tenant_id: str, dataset_id: str) -> str:
+    """Everything of one dataset is stored under this prefix."""
+    return f"tenants/{tenant_id}/datasets/{dataset_id}/"
+
+
 def dataset_files_prefix(tenant_id: str, dataset_id: str) -> str:
-    """Where a pose dataset's files are kept, under their relative paths in the upload."""
-    return f"tenants/{tenant_id}/datasets/{dataset_id}/files/"
+    """Where a pose or detection dataset's files are kept: a pose dataset's under their
+    relative paths in the upload, a detection dataset's as annotations.json names them."""
+    return dataset_prefix(tenant_id, dataset_id) + "files/"
 
 
 def _plain_file_name(filename: str | None) -> str:
@@ -91,6 +101,33 @@ class DatasetService:
         self._min_per_class = min_images_per_class
         self._pose_probe = pose_probe
         self._min_pose_frames = min_pose_frames
+
+    @contextmanager
+    def _scratch(self, prefix: str) -> Iterator[Path]:
+        """A temporary folder for one upload, removed whatever happens."""
+        self._tmp_root.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=self._tmp_root))
+        try:
+            yield workdir
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _record_with_files(
+        self, dataset: Dataset, files: Iterable[tuple[str, Path]], documents: dict[str, bytes]
+    ) -> Dataset:
+        """Store a dataset's files under its files prefix, then its record; a failure on the
+        way removes what was written, so nothing is left behind."""
+        prefix = dataset_files_prefix(dataset.tenant_id, dataset.id)
+        try:
+            for relative, path in files:
+                self._blobs.put_file(prefix + relative, path)
+            for relative, data in documents.items():
+                self._blobs.put_bytes(prefix + relative, data)
+            self._store.create_dataset(dataset, [])
+        except BaseException:
+            self._blobs.delete_prefix(dataset_prefix(dataset.tenant_id, dataset.id))
+            raise
+        return dataset
 
     # --- reading an archive -----------------------------------------------------------------
 
@@ -177,16 +214,13 @@ class DatasetService:
     ) -> Dataset:
         if task is Task.POSE:
             return self.create_pose_dataset(tenant_id, name, [(archive, filename)])
+        if task is Task.DETECTION:
+            return self.create_detection_dataset(tenant_id, name, archive)
         name = _check_name(name)
-        self._tmp_root.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix="dataset-", dir=self._tmp_root))
-        try:
+        with self._scratch("dataset-") as workdir:
             extract_archive(archive, workdir / "x", self._limits)
             items = self._read_layout(workdir / "x")
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
         dataset_id = new_id("ds")
-        prefix = f"tenants/{tenant_id}/datasets/{dataset_id}/"
         try:
             records = self._store_images(tenant_id, dataset_id, items)
             dataset = Dataset(
@@ -199,9 +233,31 @@ class DatasetService:
             )
             self._store.create_dataset(dataset, records)
         except BaseException:
-            self._blobs.delete_prefix(prefix)
+            self._blobs.delete_prefix(dataset_prefix(tenant_id, dataset_id))
             raise
         return dataset
+
+    # --- detection: images with boxes (COCO or YOLO) ------------------------------------------
+
+    def create_detection_dataset(self, tenant_id: str, name: str, archive: Path) -> Dataset:
+        """An archive of images with COCO or YOLO boxes: read and checked as a whole
+        (detection_datasets.py), then stored as numbered images and one annotations.json."""
+        name = _check_name(name)
+        with self._scratch("detection-dataset-") as workdir:
+            extract_archive(archive, workdir / "x", self._limits)
+            detection = read_detection_dataset(workdir / "x", self._max_pixels)
+            dataset = Dataset(
+                id=new_id("ds"),
+                tenant_id=tenant_id,
+                name=name,
+                task=Task.DETECTION,
+                classes=detection.classes,
+                image_count=len(detection.files),
+                details=detection.details,  # counts only: a DynamoDB item holds 400 KB at most
+            )
+            document = json.dumps(detection.annotations).encode()
+            files = [(stored, path) for path, stored in detection.files]
+            return self._record_with_files(dataset, files, {ANNOTATIONS_FILE: document})
 
     # --- pose: SLEAP labels ------------------------------------------------------------------
 
@@ -216,9 +272,7 @@ class DatasetService:
             raise Unavailable("pose datasets are not available on this deployment")
         if not uploads:
             raise InvalidInput(f"file: nothing was uploaded; {POSE_UPLOAD_HELP}")
-        self._tmp_root.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix="pose-dataset-", dir=self._tmp_root))
-        try:
+        with self._scratch("pose-dataset-") as workdir:
             root = workdir / "upload"
             root.mkdir()
             for index, (path, filename) in enumerate(uploads):
@@ -233,39 +287,29 @@ class DatasetService:
                     extract_archive(path, root / f"archive-{index}", self._limits)
             summary = self._pose_probe.probe_dataset(root, self._min_pose_frames)
             return self._store_pose_dataset(tenant_id, name, root, summary)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
 
     def _store_pose_dataset(self, tenant_id: str, name: str, root: Path, summary: dict[str, Any]) -> Dataset:
         labels = str(summary["labels"])
         video_files = [str(v) for v in summary["video_files"]]
         skeletons = list(summary["skeletons"])
-        dataset_id = new_id("ds")
-        prefix = dataset_files_prefix(tenant_id, dataset_id)
-        try:
-            for relative in [labels, *video_files]:
-                self._blobs.put_file(prefix + relative, root / relative)
-            dataset = Dataset(
-                id=dataset_id,
-                tenant_id=tenant_id,
-                name=name,
-                task=Task.POSE,
-                classes=list(skeletons[0]["nodes"]),
-                image_count=int(summary["labeled_frames"]),
-                details={
-                    "labels": labels,
-                    "video_files": video_files,
-                    "skeletons": skeletons,
-                    "labeled_frames": summary["labeled_frames"],
-                    "instances": summary["instances"],
-                    "videos": summary["videos"],
-                },
-            )
-            self._store.create_dataset(dataset, [])
-        except BaseException:
-            self._blobs.delete_prefix(f"tenants/{tenant_id}/datasets/{dataset_id}/")
-            raise
-        return dataset
+        dataset = Dataset(
+            id=new_id("ds"),
+            tenant_id=tenant_id,
+            name=name,
+            task=Task.POSE,
+            classes=list(skeletons[0]["nodes"]),
+            image_count=int(summary["labeled_frames"]),
+            details={
+                "labels": labels,
+                "video_files": video_files,
+                "skeletons": skeletons,
+                "labeled_frames": summary["labeled_frames"],
+                "instances": summary["instances"],
+                "videos": summary["videos"],
+            },
+        )
+        files = [(relative, root / relative) for relative in [labels, *video_files]]
+        return self._record_with_files(dataset, files, {})
 
     def add_images(self, tenant_id: str, dataset_id: str, images: list[dict[str, object]]) -> Dataset:
         dataset = self._store.get_dataset(tenant_id, dataset_id)
@@ -311,4 +355,4 @@ class DatasetService:
     def delete(self, tenant_id: str, dataset_id: str) -> None:
         if not self._store.delete_dataset(tenant_id, dataset_id):
             raise NotFound(f"dataset {dataset_id} not found")
-        self._blobs.delete_prefix(f"tenants/{tenant_id}/datasets/{dataset_id}/")
+        self._blobs.delete_prefix(dataset_prefix(tenant_id, dataset_id))

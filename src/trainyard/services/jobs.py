@@ -2,8 +2,9 @@
 `JobService.transition`, a conditional write that publishes "Job Status Changed" only when
 it applied.
 
-Three kinds of job share one path (`create_job`): training a classifier (the trainer
-container), training a SLEAP pose model and running one on a video (the pose container).
+Four kinds of job share one path (`create_job`): training a classifier or an object detector
+(the trainer container), training a SLEAP pose model and running one on a video (the pose
+container).
 Each kind has a request model and a plan: the job and model records and the LaunchSpec.
 """
 
@@ -33,6 +34,7 @@ from ..domain import (
 from ..errors import Conflict, InvalidInput, NotFound, Unavailable
 from ..params import (
     ClassifierParams,
+    DetectionParams,
     PoseInferParams,
     PoseParams,
     encode_hyperparameters,
@@ -41,6 +43,7 @@ from ..params import (
 )
 from ..ports import BlobStore, ChannelFile, EventBus, JobLauncher, JobStore, LaunchSpec, Page, PoseProbe
 from .datasets import dataset_files_prefix
+from .detection_datasets import ANNOTATIONS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,21 @@ class TrainJobRequest(BaseModel):
     model_name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(None, max_length=2000)
     params: ClassifierParams = Field(default_factory=ClassifierParams)
+    exports: list[str] | None = Field(None, max_length=10)
+    webhook_url: str | None = Field(None, max_length=2000, pattern=WEBHOOK_URL)
+
+
+class DetectionTrainJobRequest(BaseModel):
+    """Train an object detector (RetinaNet) on a detection dataset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["train"]
+    task: Literal["detection"]
+    dataset_id: str = Field(min_length=1, max_length=100)
+    model_name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+    params: DetectionParams = Field(default_factory=DetectionParams)
     exports: list[str] | None = Field(None, max_length=10)
     webhook_url: str | None = Field(None, max_length=2000, pattern=WEBHOOK_URL)
 
@@ -110,15 +128,19 @@ def _job_kind(value: Any) -> str:
 
 JobRequest = Annotated[
     Annotated[TrainJobRequest, Tag("train:classification")]
+    | Annotated[DetectionTrainJobRequest, Tag("train:detection")]
     | Annotated[PoseTrainJobRequest, Tag("train:pose")]
     | Annotated[PoseInferJobRequest, Tag("infer:pose")],
     Discriminator(
         _job_kind,
         custom_error_type="job_kind",
-        custom_error_message="type and task must be train/classification, train/pose or infer/pose",
+        custom_error_message=(
+            "type and task must be train/classification, train/detection, train/pose or infer/pose"
+        ),
     ),
 ]
-AnyJobRequest = TrainJobRequest | PoseTrainJobRequest | PoseInferJobRequest
+AnyJobRequest = TrainJobRequest | DetectionTrainJobRequest | PoseTrainJobRequest | PoseInferJobRequest
+TrainingRequest = TrainJobRequest | DetectionTrainJobRequest | PoseTrainJobRequest
 
 
 @dataclass(frozen=True)
@@ -244,6 +266,8 @@ class JobService:
     ) -> JobPlan:
         if isinstance(request, TrainJobRequest):
             return self._plan_classifier(tenant_id, job_id, model_id, fingerprint, request)
+        if isinstance(request, DetectionTrainJobRequest):
+            return self._plan_detection(tenant_id, job_id, model_id, fingerprint, request)
         if isinstance(request, PoseTrainJobRequest):
             return self._plan_pose_training(tenant_id, job_id, model_id, fingerprint, request)
         return self._plan_pose_inference(tenant_id, job_id, fingerprint, request, video)
@@ -267,7 +291,7 @@ class JobService:
         job_id: str,
         model_id: str,
         fingerprint: str | None,
-        request: TrainJobRequest | PoseTrainJobRequest,
+        request: TrainingRequest,
         params: dict[str, Any],
     ) -> tuple[Job, Model]:
         job = Job(
@@ -298,10 +322,7 @@ class JobService:
         self, tenant_id: str, job_id: str, model_id: str, fingerprint: str | None, request: TrainJobRequest
     ) -> JobPlan:
         self._dataset(tenant_id, request.dataset_id, Task.CLASSIFICATION)
-        try:
-            exports = normalise_exports(request.exports)
-        except ValueError as exc:
-            raise InvalidInput(f"exports: {exc}") from exc
+        exports = _exports(request)
         images = self._store.list_images(tenant_id, request.dataset_id)
         trainable_classes = {i.label for i in images if i.split != "val"}
         if len(trainable_classes) < 2:
@@ -323,6 +344,36 @@ class JobService:
             hyperparameters=to_hyperparameters(job_id, job.task.value, request.params, exports),
             channels={"training": files},
             channel_documents={"training": {"manifest.jsonl": manifest}},
+            model_prefix=model_prefix(tenant_id, model_id),
+        )
+        return JobPlan(job, model, spec)
+
+    def _plan_detection(
+        self,
+        tenant_id: str,
+        job_id: str,
+        model_id: str,
+        fingerprint: str | None,
+        request: DetectionTrainJobRequest,
+    ) -> JobPlan:
+        dataset = self._dataset(tenant_id, request.dataset_id, Task.DETECTION)
+        exports = _exports(request)
+        if self._blobs is None:
+            raise Unavailable("detection training is not available on this deployment")
+        prefix = dataset_files_prefix(tenant_id, dataset.id)
+        # The container reads the annotations as stored; the image files it names go in the
+        # channel beside it.
+        document = self._blobs.get_bytes(prefix + dataset.details["annotations"])
+        images = json.loads(document)["images"]
+        files = [ChannelFile(prefix + image["file"], image["file"]) for image in images]
+        params = {**request.params.model_dump(), "exports": exports}
+        job, model = self._training_records(tenant_id, job_id, model_id, fingerprint, request, params)
+        spec = LaunchSpec(
+            job_id=job_id,
+            container="trainer",
+            hyperparameters=to_hyperparameters(job_id, Task.DETECTION.value, request.params, exports),
+            channels={"training": files},
+            channel_documents={"training": {ANNOTATIONS_FILE: document.decode()}},
             model_prefix=model_prefix(tenant_id, model_id),
         )
         return JobPlan(job, model, spec)
@@ -493,6 +544,13 @@ class JobService:
                 )
 
 
+def _exports(request: TrainJobRequest | DetectionTrainJobRequest) -> list[str]:
+    try:
+        return normalise_exports(request.exports)
+    except ValueError as exc:
+        raise InvalidInput(f"exports: {exc}") from exc
+
+
 def _fingerprint(request: AnyJobRequest, video: VideoInput | None) -> str:
     digest = hashlib.sha256(request.model_dump_json().encode())
     if video is not None:  # a multipart video is part of the request
@@ -519,6 +577,7 @@ def public_job(job: Job) -> dict[str, Any]:
             "accuracy",
             "val_loss",
             "val_accuracy",
+            "val_map_50",
             "last_epoch_duration_seconds",
             "progress_done",
             "progress_total",

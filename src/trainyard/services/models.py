@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 from ..domain import JobStatus, JobType, Model, ModelStatus, Task
 from ..errors import Conflict, InvalidInput, NotFound
 from ..ports import BlobStore, JobStore, Page
+from .detection import DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD, MAX_DETECTIONS_LIMIT
 from .jobs import model_prefix, results_prefix
 from .plots import loss_plot_png
 from .prediction import Predictor
@@ -27,6 +30,38 @@ RESULT_MEDIA_TYPES = {
     "preview_video": "video/mp4",
     "preview_image": "image/png",
 }
+MAX_TOP_K = 100
+DEFAULT_TOP_K = 5
+CLASSIFIER_OPTIONS = ("top_k",)
+DETECTOR_OPTIONS = ("score_threshold", "max_detections")
+PREDICT_OPTIONS = CLASSIFIER_OPTIONS + DETECTOR_OPTIONS
+
+
+def whole_number_option(value: object, name: str, low: int, high: int) -> int:
+    try:
+        number = int(str(value))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{name}: expected an integer, got {value!r}") from exc
+    if not low <= number <= high:
+        raise InvalidInput(f"{name}: must be between {low} and {high}")
+    return number
+
+
+def fraction_option(value: object, name: str) -> float:
+    try:
+        number = float(str(value))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{name}: expected a number, got {value!r}") from exc
+    if not (math.isfinite(number) and 0 <= number <= 1):
+        raise InvalidInput(f"{name}: must be between 0 and 1")
+    return number
+
+
+def _refuse_options(options: Mapping[str, object], names: tuple[str, ...], model: Model, use: str) -> None:
+    """Options meant for another kind of model are refused rather than silently ignored."""
+    for name in names:
+        if name in options:
+            raise InvalidInput(f"{name}: model {model.id} is a {model.task.value} model; use {use}")
 
 
 @dataclass(frozen=True)
@@ -104,13 +139,33 @@ class ModelService:
 
     # --- prediction ---------------------------------------------------------------------------
 
-    def predict(self, tenant_id: str, model_id: str, image: bytes, top_k: int) -> dict[str, Any]:
+    def predict(
+        self, tenant_id: str, model_id: str, image: bytes, options: Mapping[str, object]
+    ) -> dict[str, Any]:
+        """One image through a classifier (`top_k`) or a detector (`score_threshold`,
+        `max_detections`, defaulting to what the model's manifest says)."""
         model = self.get(tenant_id, model_id)
         if model.task is Task.POSE:
             raise InvalidInput(
                 f"model {model_id} is a pose model: run it on a video with POST /v1/jobs"
                 ' {"type": "infer", "task": "pose", "model_id": ...}'
             )
+        if model.task is Task.DETECTION:
+            _refuse_options(options, CLASSIFIER_OPTIONS, model, "score_threshold and max_detections")
+            defaults = model.manifest.get("postprocess", {})
+            threshold = fraction_option(
+                options.get("score_threshold", defaults.get("score_threshold", DEFAULT_SCORE_THRESHOLD)),
+                "score_threshold",
+            )
+            most = whole_number_option(
+                options.get("max_detections", defaults.get("max_detections", DEFAULT_MAX_DETECTIONS)),
+                "max_detections",
+                1,
+                MAX_DETECTIONS_LIMIT,
+            )
+            return {"model_id": model.id, **self._predictor.detect(model, image, threshold, most)}
+        _refuse_options(options, DETECTOR_OPTIONS, model, "top_k")
+        top_k = whole_number_option(options.get("top_k", DEFAULT_TOP_K), "top_k", 1, MAX_TOP_K)
         return {"model_id": model.id, "predictions": self._predictor.predict(model, image, top_k)}
 
     def public(self, model: Model) -> dict[str, Any]:

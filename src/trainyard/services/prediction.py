@@ -3,7 +3,8 @@
 TensorFlow is never imported here. Sessions are kept in a small LRU cache: loading one costs
 far more than running it. Preprocessing follows the model's manifest (docs/job-contract.md):
 RGB, bilinear resize to the model's input size, float32 pixels in [0, 255]; normalisation is
-inside the model.
+inside the model. A classifier answers probabilities; a detector boxes and per-class scores,
+which detection.py turns into detections.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..domain import Model, ModelStatus
 from ..errors import Conflict
 from ..ports import BlobStore
+from .detection import DEFAULT_NMS_IOU_THRESHOLD, postprocess
 from .images import open_checked_image
 from .jobs import model_prefix
 
@@ -65,16 +67,21 @@ class Predictor:
         with self._lock:
             self._sessions.pop(model_id, None)
 
-    def probabilities(self, model: Model, image: bytes) -> np.ndarray:
-        import numpy as np
-
+    def _run(
+        self, model: Model, image: bytes, outputs: list[str]
+    ) -> tuple[list[np.ndarray], tuple[int, int]]:
+        """The model's named outputs for one image, and the image's (width, height)."""
         if model.status is not ModelStatus.READY:
             raise Conflict(f"model {model.id} is not ready (status {model.status.value})")
         decoded = open_checked_image(image, "image", self._max_pixels)  # checked and decoded once
         spec = model.manifest["input"]
         batch = preprocess(decoded, int(spec["height"]), int(spec["width"]))
-        session = self._session(model)
-        output = session.run([model.manifest["output"]["name"]], {spec["name"]: batch})[0]
+        return list(self._session(model).run(outputs, {spec["name"]: batch})), decoded.size
+
+    def probabilities(self, model: Model, image: bytes) -> np.ndarray:
+        import numpy as np
+
+        (output,), _ = self._run(model, image, [model.manifest["output"]["name"]])
         return np.asarray(output[0], dtype=np.float64)
 
     def predict(self, model: Model, image: bytes, top_k: int) -> list[dict[str, Any]]:
@@ -83,3 +90,22 @@ class Predictor:
         scores = self.probabilities(model, image)
         order = np.argsort(-scores)[:top_k]
         return [{"label": model.classes[i], "score": float(scores[i])} for i in order]
+
+    def detect(
+        self, model: Model, image: bytes, score_threshold: float, max_detections: int
+    ) -> dict[str, Any]:
+        """A detector's boxes on one image, in its original pixels, best first."""
+        output, spec = model.manifest["output"], model.manifest["input"]
+        (boxes, scores), (width, height) = self._run(model, image, [output["boxes"], output["scores"]])
+        found = postprocess(
+            boxes[0],
+            scores[0],
+            iou_threshold=float(
+                model.manifest.get("postprocess", {}).get("nms_iou_threshold", DEFAULT_NMS_IOU_THRESHOLD)
+            ),
+            score_threshold=score_threshold,
+            max_detections=max_detections,
+            input_size=(int(spec["width"]), int(spec["height"])),
+            image_size=(width, height),
+        )
+        return {"width": width, "height": height, "boxes": [d.public(model.classes) for d in found]}

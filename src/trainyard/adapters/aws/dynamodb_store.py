@@ -31,6 +31,7 @@ from ...domain import (
     WebhookDelivery,
     allowed_predecessors,
     progressed,
+    summarised,
     transitioned,
     utcnow,
 )
@@ -610,21 +611,7 @@ class DynamoDbJobStore:
         def advance(job: Job) -> Job | None:
             nonlocal job_exists
             job_exists = True
-            if metrics.epoch <= job.current_epoch:  # a late, older epoch never rewinds the summary
-                return None
-            return job.model_copy(
-                update={
-                    "current_epoch": metrics.epoch,
-                    "epochs": epochs,
-                    "loss": metrics.loss,
-                    "accuracy": metrics.accuracy,
-                    "val_loss": metrics.val_loss,
-                    "val_accuracy": metrics.val_accuracy,
-                    "last_epoch_duration_seconds": metrics.duration_seconds,
-                    "version": job.version + 1,
-                    "updated_at": utcnow(),
-                }
-            )
+            return summarised(job, metrics, epochs)
 
         def only_forward(_: Job) -> tuple[str, dict[str, str], Item]:
             return "#current_epoch < :epoch", {}, {":epoch": _n(metrics.epoch)}

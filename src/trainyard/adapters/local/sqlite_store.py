@@ -28,6 +28,7 @@ from ...domain import (
     WebhookDelivery,
     allowed_predecessors,
     progressed,
+    summarised,
     transitioned,
     utcnow,
 )
@@ -325,21 +326,8 @@ class SqliteJobStore:
             row = conn.execute("SELECT doc FROM jobs WHERE id = ?", (metrics.job_id,)).fetchone()
             if not inserted or row is None:
                 return False
-            job = Job.model_validate_json(row[0])
-            if metrics.epoch > job.current_epoch:  # a late, older epoch never rewinds the summary
-                job = job.model_copy(
-                    update={
-                        "current_epoch": metrics.epoch,
-                        "epochs": epochs,
-                        "loss": metrics.loss,
-                        "accuracy": metrics.accuracy,
-                        "val_loss": metrics.val_loss,
-                        "val_accuracy": metrics.val_accuracy,
-                        "last_epoch_duration_seconds": metrics.duration_seconds,
-                        "version": job.version + 1,
-                        "updated_at": utcnow(),
-                    }
-                )
+            job = summarised(Job.model_validate_json(row[0]), metrics, epochs)
+            if job is not None:
                 conn.execute("UPDATE jobs SET doc = ? WHERE id = ?", (job.model_dump_json(), job.id))
             return True
 
