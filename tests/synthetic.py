@@ -50,14 +50,19 @@ def zip_bytes(files: Iterable[tuple[str, bytes]]) -> bytes:
     return buffer.getvalue()
 
 
-def tar_gz_bytes(files: Iterable[tuple[str, bytes]]) -> bytes:
+def tar_bytes(files: Iterable[tuple[str, bytes]], compression: str = "") -> bytes:
+    """A tar archive of the files; compression "gz" makes it a .tar.gz."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    with tarfile.open(fileobj=buffer, mode=f"w:{compression}") as archive:
         for name, data in files:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def tar_gz_bytes(files: Iterable[tuple[str, bytes]]) -> bytes:
+    return tar_bytes(files, "gz")
 
 
 def class_folder_zip(per_class: int, seed: int, size: int = 48) -> bytes:

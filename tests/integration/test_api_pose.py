@@ -243,7 +243,8 @@ def test_a_pose_job_needs_a_pose_dataset_and_a_classifier_a_classification_one(
     response = client.post("/v1/jobs", json={"type": "infer", "task": "classification", "model_id": "m"})
     assert response.status_code == 422
     assert (
-        "type and task must be train/classification, train/pose or infer/pose" in response.json()["message"]
+        "type and task must be train/classification, train/detection, train/pose or infer/pose"
+        in response.json()["message"]
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.synthetic import tar_gz_bytes, zip_bytes
+from tests.synthetic import tar_bytes, tar_gz_bytes, zip_bytes
 from trainyard.errors import InvalidInput
 from trainyard.services.archives import ArchiveLimits, extract_archive
 
@@ -76,3 +76,9 @@ def test_file_count_cap(tmp_path: Path) -> None:
 def test_corrupt_or_unknown_archives(tmp_path: Path, data: bytes) -> None:
     with pytest.raises(InvalidInput):
         _extract(tmp_path, data)
+
+
+def test_a_plain_tar_extracts_like_a_tar_gz(tmp_path: Path) -> None:
+    files = [("a/1.txt", b"x"), ("b/2.txt", b"yy")]
+    assert _extract(tmp_path, tar_bytes(files)) == ["a/1.txt", "b/2.txt"]
+    assert (tmp_path / "out" / "b" / "2.txt").read_bytes() == b"yy"

@@ -5,7 +5,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from trainyard.params import ClassifierParams, normalise_exports, to_hyperparameters
+from trainyard.params import ClassifierParams, DetectionParams, normalise_exports, to_hyperparameters
 
 
 @pytest.mark.parametrize(
@@ -60,3 +60,62 @@ def test_hyperparameters_are_json_strings_as_sagemaker_requires() -> None:
     assert json.loads(encoded["weights"]) is None
     assert json.loads(encoded["exports"]) == ["onnx"]
     assert json.loads(encoded["job_id"]) == "job_1"
+
+
+# --- detection (docs/job-contract.md, detection) ---------------------------------------------
+
+
+def test_detection_defaults_are_the_contract_table() -> None:
+    assert DetectionParams().model_dump() == {
+        "backbone": "resnet_small",
+        "weights": None,
+        "epochs": 20,
+        "batch_size": 16,
+        "learning_rate": 0.001,
+        "image_size": 256,
+        "validation_split": 0.2,
+        "seed": None,
+        "shuffle": True,
+        "augment": True,
+        "lr_step_size": 10,
+        "lr_gamma": 1.0,
+    }
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("backbone", "small_cnn"),
+        ("weights", "coco"),
+        ("epochs", 0),
+        ("epochs", 501),
+        ("batch_size", 0),
+        ("batch_size", 257),
+        ("learning_rate", 0),
+        ("learning_rate", 1.5),
+        ("image_size", 32),
+        ("image_size", 800),
+        ("image_size", 100),  # not a multiple of 32
+        ("validation_split", 0.95),
+        ("seed", -1),
+        ("lr_step_size", 0),
+        ("lr_gamma", 0),
+        ("alpha", 0.5),  # a classifier parameter
+    ],
+)
+def test_out_of_range_detection_params_are_refused(field: str, value: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        DetectionParams.model_validate({field: value})
+    assert field in str(info.value)
+
+
+def test_only_resnet18_and_resnet50_have_imagenet_weights() -> None:
+    with pytest.raises(ValidationError, match="backbone 'resnet_small' has no ImageNet weights"):
+        DetectionParams(weights="imagenet")
+    assert DetectionParams(backbone="resnet50", weights="imagenet", image_size=768).image_size == 768
+
+
+def test_detection_hyperparameters_hold_exactly_the_contract_keys() -> None:
+    encoded = to_hyperparameters("job_1", "detection", DetectionParams(image_size=320), ["onnx"])
+    assert set(encoded) == {"job_id", "task", *DetectionParams.model_fields, "exports"}
+    assert json.loads(encoded["task"]) == "detection" and json.loads(encoded["image_size"]) == 320
