@@ -23,9 +23,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 
-$(TRAINER_VENV)/.installed: $(TRAINER_DIR)/requirements.txt $(TRAINER_DIR)/requirements-dev.txt
+$(TRAINER_VENV)/.installed: $(TRAINER_DIR)/requirements.txt $(TRAINER_DIR)/requirements-dev.txt $(TRAINER_DIR)/requirements-nodeps.txt
 	test -x $(TRAINER_VENV)/bin/python || $(PYTHON) -m venv $(TRAINER_VENV)
 	$(TRAINER_VENV)/bin/pip install -q --disable-pip-version-check -r $(TRAINER_DIR)/requirements.txt -r $(TRAINER_DIR)/requirements-dev.txt
+	$(TRAINER_VENV)/bin/pip install -q --disable-pip-version-check --no-deps -r $(TRAINER_DIR)/requirements-nodeps.txt
 	touch $@
 
 # torch, torchvision and sleap-nn come as CUDA builds (about 7 GB); on CPU they run all the same.

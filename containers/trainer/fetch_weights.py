@@ -1,4 +1,5 @@
-"""Build-time only: download every ImageNet no-top weights file the trainer can ask for.
+"""Build-time only: download every ImageNet no-top weights file the trainer can ask for,
+and the keras-hub ResNet presets of the detection backbones.
 
 Run with KERAS_HOME=<TRAINYARD_WEIGHTS_DIR> (the Dockerfile does): each keras.applications
 model is instantiated with weights="imagenet", so Keras itself downloads, hash-checks where it
@@ -15,10 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from trainer.detection.contract import IMAGENET_PRESETS
 from trainer.weights import (
+    KERAS_HUB_PRESETS_DIR,
     MOBILENET_SIZES,
     MOBILENET_V2_SIZES,
+    WEIGHTS_DIR_VARIABLE,
     all_imagenet_weights_file_names,
+    resolve_keras_hub_preset,
 )
 
 
@@ -44,13 +49,26 @@ def main() -> int:
         build(include_top=False, weights="imagenet", **options)
         keras.backend.clear_session()
 
+    # Detection encoders: keras-hub presets (Kaggle), saved as plain preset directories that
+    # the trainer loads with from_preset(<dir>) and no network.
+    import keras_hub  # noqa: PLC0415
+
+    for preset in IMAGENET_PRESETS.values():
+        print(f"fetching keras-hub preset {preset}", flush=True)
+        backbone = keras_hub.models.ResNetBackbone.from_preset(preset)
+        backbone.save_to_preset(str(Path(keras_home) / KERAS_HUB_PRESETS_DIR / preset))
+        keras.backend.clear_session()
+
     models_dir = Path(keras_home) / "models"
     missing = [name for name in all_imagenet_weights_file_names()
                if not (models_dir / name).is_file()]  # fmt: skip
     if missing:
         print(f"missing after download: {', '.join(missing)}", file=sys.stderr)
         return 1
-    print(f"{len(all_imagenet_weights_file_names())} weights files in {models_dir}")
+    for preset in IMAGENET_PRESETS.values():
+        resolve_keras_hub_preset(preset, {WEIGHTS_DIR_VARIABLE: keras_home})  # raises if absent
+    print(f"{len(all_imagenet_weights_file_names())} weights files in {models_dir}, "
+          f"{len(IMAGENET_PRESETS)} keras-hub presets")  # fmt: skip
     return 0
 
 

@@ -149,6 +149,8 @@ class ProgressEmitter:
         duration_seconds: float,
         accuracy: float | None = None,
         val_accuracy: float | None = None,
+        val_map_50: float | None = None,
+        val_map_50_95: float | None = None,
     ) -> dict[str, Any]:
         fields = {
             "epoch": epoch,
@@ -160,6 +162,10 @@ class ProgressEmitter:
             "lr": _json_number(lr),
             "duration_seconds": _json_number(duration_seconds),
         }
+        # Detection's validation mAP; absent (not null) for the tasks that have none.
+        for name, value in (("val_map_50", val_map_50), ("val_map_50_95", val_map_50_95)):
+            if value is not None:
+                fields[name] = _json_number(value)
         return self._emit("epoch", str(epoch), fields)
 
     def progress(self, done: int, total: int | None, unit: str = "frames") -> dict[str, Any]:

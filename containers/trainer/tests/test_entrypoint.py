@@ -155,6 +155,15 @@ def test_an_undecodable_image_fails_the_job_naming_it(tmp_path: Path) -> None:
     assert job.events()[-1]["error"] == reason
 
 
+def test_an_unknown_task_fails_the_job_naming_the_tasks(tmp_path: Path) -> None:
+    job = make_job_dir(tmp_path / "job", {"job_id": "j", "task": "segmentation"}, per_class=2)
+    assert _run_main(job) == 1
+    assert job.failure_file.read_text().startswith(
+        "hyperparameter task='segmentation' is not supported by this container "
+        "(classification or detection)"
+    )
+
+
 def test_unexpected_arguments_are_refused(tmp_path: Path) -> None:
     assert main(["serve"], {"SAGEMAKER_BASE_DIR": str(tmp_path)}) == 2
 

@@ -1,4 +1,5 @@
 """Entrypoint: `python -m trainer [train]` (SageMaker passes `train`; it is ignored).
+The `task` hyperparameter picks classification (default) or detection.
 
 DOWNLOADING → read the channel → DOWNLOADED → RUNNING → epochs → EXPORTING → exit 0.
 The frame around it (hyperparameters, failure file, `failed` event, exit code, the Batch
@@ -15,12 +16,16 @@ from typing import Any
 
 from jobkit.batch import download_channels_from_environment
 from jobkit.entrypoint import ensure_writable_directory, run_entrypoint
+from jobkit.errors import ConfigError
 from jobkit.events import ProgressEmitter, Status
 from jobkit.paths import JobPaths
 
 from .contract import TRAINING_CHANNEL, TrainingConfig, parse_config, with_resolved_seed
 from .dataset import load_dataset
-from .weights import resolve_imagenet_weights
+from .detection.contract import IMAGENET_PRESETS, DetectionConfig, parse_detection_config
+from .detection.contract import with_resolved_seed as with_resolved_detection_seed
+from .detection.dataset import load_detection_dataset
+from .weights import resolve_imagenet_weights, resolve_keras_hub_preset
 
 log = logging.getLogger("trainer")
 
@@ -81,12 +86,76 @@ def run_job(
     log.info("model written to %s", paths.model_dir)
 
 
+def run_detection_job(
+    config: DetectionConfig, paths: JobPaths, emitter: ProgressEmitter, environ: Mapping[str, str]
+) -> None:
+    """The same steps as run_job, for a detector (docs/job-contract.md, detection)."""
+    log.info("job %s: %s", config.job_id, config)
+    emitter.status(Status.DOWNLOADING)
+    preset = IMAGENET_PRESETS[config.backbone] if config.uses_imagenet_weights else None
+    preset_dir = resolve_keras_hub_preset(preset, environ) if preset is not None else None
+    ensure_writable_directory(paths.model_dir)
+    if config.seed is None:
+        raise ValueError("run_detection_job needs a resolved seed")
+    if download_channels_from_environment(environ, paths):
+        log.info("downloaded the training channel to %s", paths.channel(TRAINING_CHANNEL))
+    dataset = load_detection_dataset(
+        paths.channel(TRAINING_CHANNEL), config.image_size, config.validation_split, config.seed
+    )
+    validation = dataset.validation
+    summary = (
+        f"{len(dataset.train)} training images ({dataset.train.box_count} boxes) and "
+        f"{0 if validation is None else len(validation)} validation images, "
+        f"{len(dataset.classes)} classes"
+    )
+    log.info("dataset: %s", summary)
+    if validation is None:
+        log.warning("no validation images: val_loss and validation mAP will be null")
+    emitter.status(Status.DOWNLOADED, message=summary)
+
+    # TensorFlow and keras-hub are imported only now, as for classification.
+    from .detection.export import export_detection  # noqa: PLC0415
+    from .detection.train import train_detector  # noqa: PLC0415
+
+    emitter.status(
+        Status.RUNNING, message=f"training a {config.backbone} RetinaNet for {config.epochs} epochs"
+    )
+    result = train_detector(
+        config, dataset, preset_dir, on_epoch=lambda metrics: emitter.epoch(**asdict(metrics))
+    )
+    emitter.status(Status.EXPORTING, message=", ".join(config.exports))
+    check_set = validation if validation is not None else dataset.train
+    export_detection(
+        result.detector,
+        result.export_model,
+        paths.model_dir,
+        config=config,
+        classes=dataset.classes,
+        check_images=check_set.images,
+        final=result.final,
+    )
+    log.info("model written to %s", paths.model_dir)
+
+
 def train(
     hyperparameters: dict[str, Any],
     paths: JobPaths,
     emitter: ProgressEmitter,
     environ: Mapping[str, str],
 ) -> None:
+    task = hyperparameters.get("task", "classification")
+    if task == "detection":
+        given_detection = parse_detection_config(hyperparameters)
+        detection_config = with_resolved_detection_seed(given_detection)
+        if given_detection.seed is None:
+            log.info("no seed given: using seed %d", detection_config.seed)
+        run_detection_job(detection_config, paths, emitter, environ)
+        return
+    if task != "classification":
+        raise ConfigError(
+            f"hyperparameter task={task!r} is not supported by this container "
+            "(classification or detection)"
+        )
     given = parse_config(hyperparameters)
     config = with_resolved_seed(given)
     if given.seed is None:

@@ -68,9 +68,7 @@ def parse_config(values: Mapping[str, Any]) -> TrainingConfig:
     if not job_id:
         raise ConfigError("hyperparameter job_id must not be empty")
 
-    task = string(values, "task", "classification")
-    if task != "classification":
-        raise ConfigError(f"hyperparameter task={task!r} is not supported by this container")
+    task = choice(values, "task", "classification", ("classification",))
     backbone = choice(values, "backbone", "small_cnn", BACKBONES)
     alpha = number(values, "alpha", 1.0)
     if alpha not in MOBILENET_ALPHAS:
@@ -103,14 +101,15 @@ def parse_config(values: Mapping[str, Any]) -> TrainingConfig:
         augment=boolean(values, "augment", False),
         lr_step_size=integer(values, "lr_step_size", 10, minimum=1),
         lr_gamma=number(values, "lr_gamma", 1.0, above=0.0, maximum=1.0),
-        exports=_exports(values),
+        exports=parse_exports(values),
     )
 
 
 _KNOWN_KEYS = frozenset(field.name for field in fields(TrainingConfig))
 
 
-def _exports(values: Mapping[str, Any]) -> tuple[str, ...]:
+def parse_exports(values: Mapping[str, Any]) -> tuple[str, ...]:
+    """The `exports` hyperparameter (both tasks): a subset of EXPORT_FORMATS, onnx always in."""
     requested = values.get("exports", list(EXPORT_FORMATS))
     if not isinstance(requested, list) or not all(isinstance(f, str) for f in requested):
         raise ConfigError(
@@ -132,4 +131,8 @@ def with_resolved_seed(config: TrainingConfig) -> TrainingConfig:
     caller) so that the split and the training of this run can still be reproduced."""
     if config.seed is not None:
         return config
-    return replace(config, seed=secrets.randbelow(MAX_SEED + 1))
+    return replace(config, seed=random_seed())
+
+
+def random_seed() -> int:
+    return secrets.randbelow(MAX_SEED + 1)

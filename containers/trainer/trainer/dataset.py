@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -26,6 +27,16 @@ from .errors import DataError
 MANIFEST_NAME = "manifest.jsonl"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 SPLITS = ("train", "val")
+
+
+class ImageFile(Protocol):
+    """What decoding needs of an image: where it is, and its name for error messages."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def relative_path(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -173,7 +184,7 @@ def load_image(path: Path, size: int, relative_path: str | None = None) -> np.nd
         raise DataError(f"cannot decode image {name!r}: {exc}") from None
 
 
-def decode_images(items: Sequence[LabelledImage], size: int) -> np.ndarray:
+def decode_images(items: Sequence[ImageFile], size: int) -> np.ndarray:
     if not items:
         return np.zeros((0, size, size, 3), dtype=np.uint8)
     # Pillow releases the GIL while decoding and resizing, so threads use every core.

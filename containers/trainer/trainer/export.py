@@ -38,9 +38,9 @@ class OnnxCheck:
     output_name: str
 
 
-def _input_signature(image_size: int) -> list[tf.TensorSpec]:
+def _input_signature(image_size: int, name: str = INPUT_NAME) -> list[tf.TensorSpec]:
     # Dynamic batch, fixed image size: the service sends one image, the check sends many.
-    return [tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name=INPUT_NAME)]
+    return [tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name=name)]
 
 
 def _all_layers(layer: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
@@ -64,7 +64,9 @@ def freeze_normalization_statistics(model: keras.Model) -> None:
             layer.variance = keras.ops.convert_to_numpy(layer.variance)
 
 
-def export_onnx(model: keras.Model, path: Path, image_size: int) -> None:
+def export_onnx(
+    model: keras.Model, path: Path, image_size: int, input_name: str = INPUT_NAME
+) -> None:
     freeze_normalization_statistics(model)
     # tf2onnx logs every conversion step at INFO; keep the job log readable.
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)
@@ -72,13 +74,21 @@ def export_onnx(model: keras.Model, path: Path, image_size: int) -> None:
         # Keras' tf2onnx numpy-2 shim probes `np.object`, which numpy warns about.
         warnings.filterwarnings("ignore", category=FutureWarning, message=".*np.object.*")
         model.export(
-            str(path), format="onnx", verbose=False, input_signature=_input_signature(image_size)
+            str(path),
+            format="onnx",
+            verbose=False,
+            input_signature=_input_signature(image_size, input_name),
         )
 
 
-def export_tflite(model: keras.Model, path: Path, image_size: int) -> None:
+def export_tflite(
+    model: keras.Model, path: Path, image_size: int, input_name: str = INPUT_NAME
+) -> None:
     model.export(
-        str(path), format="litert", verbose=False, input_signature=_input_signature(image_size)
+        str(path),
+        format="litert",
+        verbose=False,
+        input_signature=_input_signature(image_size, input_name),
     )
 
 
@@ -167,11 +177,7 @@ def export_all(
 ) -> dict[str, Any]:
     """Write every requested export, ONNX first (its check can fail the job before the
     slower exports run), then the manifest. Returns the manifest."""
-    model_dir.mkdir(parents=True, exist_ok=True)
-    stale_manifest = model_dir / MODEL_MANIFEST
-    with contextlib.suppress(FileNotFoundError):
-        stale_manifest.unlink()
-
+    prepare_model_dir(model_dir)
     onnx_path = model_dir / EXPORT_FILES["onnx"]
     export_onnx(model, onnx_path, config.image_size)
     check = check_onnx(model, onnx_path, check_images)
@@ -180,17 +186,25 @@ def export_all(
     if "tflite" in config.exports:
         export_tflite(model, model_dir / EXPORT_FILES["tflite"], config.image_size)
 
-    manifest: dict[str, Any] = _finite(model_manifest(config, classes, check, final))
+    manifest: dict[str, Any] = finite(model_manifest(config, classes, check, final))
     write_json_atomically(model_dir / MODEL_MANIFEST, manifest)
     return manifest
 
 
-def _finite(value: Any) -> Any:
+def prepare_model_dir(model_dir: Path) -> None:
+    """The model dir, without a manifest left from an earlier attempt: the manifest is
+    written last and marks the dir complete."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        (model_dir / MODEL_MANIFEST).unlink()
+
+
+def finite(value: Any) -> Any:
     """JSON has no NaN: metrics of a diverged run are written as null."""
     if isinstance(value, float):
         return value if np.isfinite(value) else None
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+        return {key: finite(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_finite(item) for item in value]
+        return [finite(item) for item in value]
     return value

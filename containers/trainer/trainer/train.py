@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import keras
 import numpy as np
@@ -37,6 +37,8 @@ class EpochMetrics:
     val_accuracy: float | None
     lr: float
     duration_seconds: float
+    val_map_50: float | None = None  # detection only: validation mAP@0.5 and @0.5:0.95
+    val_map_50_95: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,13 @@ class TrainingResult:
         return self.history[-1]
 
 
-def step_lr(config: TrainingConfig, epoch_index: int) -> float:
+class StepLRSettings(Protocol):
+    learning_rate: float
+    lr_gamma: float
+    lr_step_size: int
+
+
+def step_lr(config: StepLRSettings, epoch_index: int) -> float:
     """StepLR: learning_rate × lr_gamma^(epoch_index // lr_step_size), epoch_index 0-based."""
     return config.learning_rate * config.lr_gamma ** (epoch_index // config.lr_step_size)
 
@@ -71,18 +79,20 @@ class EpochReporter(keras.callbacks.Callback):
         epochs: int,
         history: list[EpochMetrics],
         on_epoch: Callable[[EpochMetrics], object] | None,
+        evaluate: Callable[[], dict[str, float]] | None = None,
     ) -> None:
         super().__init__()
         self._epochs = epochs
         self._history = history
         self._on_epoch = on_epoch
+        self._evaluate = evaluate  # extra validation figures (detection's mAP), by name
         self._started = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        logs = logs or {}
+        logs = {**(logs or {}), **(self._evaluate() if self._evaluate is not None else {})}
         metrics = EpochMetrics(
             epoch=epoch + 1,
             epochs=self._epochs,
@@ -92,16 +102,20 @@ class EpochReporter(keras.callbacks.Callback):
             val_accuracy=_metric(logs, "val_accuracy"),
             lr=float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
             duration_seconds=time.perf_counter() - self._started,
+            val_map_50=_metric(logs, "val_map_50"),
+            val_map_50_95=_metric(logs, "val_map_50_95"),
         )
         self._history.append(metrics)
+        figures = {
+            name: value
+            for name, value in asdict(metrics).items()
+            if name not in {"epoch", "epochs", "lr", "duration_seconds"} and value is not None
+        }
         log.info(
-            "epoch %d/%d: loss %s accuracy %s val_loss %s val_accuracy %s lr %.6g (%.2f s)",
+            "epoch %d/%d: %s lr %.6g (%.2f s)",
             metrics.epoch,
             metrics.epochs,
-            _fmt(metrics.loss),
-            _fmt(metrics.accuracy),
-            _fmt(metrics.val_loss),
-            _fmt(metrics.val_accuracy),
+            " ".join(f"{name} {value:.4f}" for name, value in figures.items()),
             metrics.lr,
             metrics.duration_seconds,
         )
@@ -111,10 +125,6 @@ class EpochReporter(keras.callbacks.Callback):
 
 def _metric(logs: dict[str, Any], name: str) -> float | None:
     return float(logs[name]) if name in logs else None
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
 
 
 def train_classifier(

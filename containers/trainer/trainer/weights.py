@@ -77,3 +77,28 @@ def resolve_imagenet_weights(config: TrainingConfig, environ: Mapping[str, str])
             f"({WEIGHTS_DIR_VARIABLE}={weights_dir}); use weights null to train from scratch"
         )
     return path
+
+
+KERAS_HUB_PRESETS_DIR = "keras_hub"
+
+
+def resolve_keras_hub_preset(preset: str, environ: Mapping[str, str]) -> Path:
+    """The baked keras-hub preset directory `<TRAINYARD_WEIGHTS_DIR>/keras_hub/<preset>/`
+    (config.json + weights, as `save_to_preset` writes it). Raises WeightsNotFoundError
+    naming the directory and the setting when it is absent; nothing is downloaded."""
+    weights_dir = environ.get(WEIGHTS_DIR_VARIABLE)
+    where = f"{KERAS_HUB_PRESETS_DIR}/{preset}"
+    if not weights_dir:
+        raise WeightsNotFoundError(
+            f"ImageNet weights (keras-hub preset {preset}) not found: {WEIGHTS_DIR_VARIABLE} "
+            f"is not set (it must name a directory holding {where}/); use weights null to "
+            "train from scratch"
+        )
+    path = Path(weights_dir) / KERAS_HUB_PRESETS_DIR / preset
+    if not (path / "config.json").is_file():
+        raise WeightsNotFoundError(
+            f"ImageNet weights (keras-hub preset {preset}) not found: {path}/config.json does "
+            f"not exist ({WEIGHTS_DIR_VARIABLE}={weights_dir}); use weights null to train from "
+            "scratch"
+        )
+    return path
