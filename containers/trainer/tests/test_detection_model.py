@@ -125,7 +125,7 @@ def test_a_short_detection_job_writes_checked_exports(tmp_path: Path) -> None:
     assert manifest["input"]["name"] == "images" and manifest["input"]["height"] == SIZE
     assert manifest["output"] == {"kind": "boxes", "boxes": "boxes", "scores": "scores",
                                   "box_format": "xyxy", "coordinates": "input_pixels"}  # fmt: skip
-    assert manifest["postprocess"] == {"nms_iou_threshold": 0.5, "score_threshold": 0.3,
+    assert manifest["postprocess"] == {"nms_iou_threshold": 0.5, "score_threshold": 0.5,
                                        "max_detections": 100}  # fmt: skip
     last = epochs[-1]
     assert manifest["metrics"] == {k: last[k] for k in ("loss", "val_loss", "val_map_50",
@@ -157,7 +157,7 @@ def check_exports_independently(model_dir: Path, channel: Path) -> None:
     scaled = images / 255.0
     predicted = {k: keras.ops.convert_to_numpy(v) for k, v in
                  detector.decode_predictions(detector(scaled), scaled).items()}  # fmt: skip
-    expected = detect(reloaded_export, images, score_threshold=0.3)
+    expected = detect(reloaded_export, images, score_threshold=0.5)
     for i, found in enumerate(expected):
         count = int(predicted["num_detections"][i])
         assert count == len(found.boxes)

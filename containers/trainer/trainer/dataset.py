@@ -76,6 +76,18 @@ def list_images(channel_dir: Path) -> list[LabelledImage]:
     return items
 
 
+def channel_image_path(channel_dir: Path, relative: str, where: str) -> Path:
+    """An image a channel document names: it may only point inside the channel, and must be
+    there."""
+    parts = PurePosixPath(relative).parts
+    if PurePosixPath(relative).is_absolute() or ".." in parts:
+        raise DataError(f"{where}: path {relative!r} must be relative to the channel")
+    path = channel_dir.joinpath(*parts)
+    if not path.is_file():
+        raise DataError(f"{where}: image file {relative!r} does not exist")
+    return path
+
+
 def read_manifest(manifest: Path) -> list[LabelledImage]:
     channel_dir = manifest.parent
     items: list[LabelledImage] = []
@@ -97,13 +109,7 @@ def read_manifest(manifest: Path) -> list[LabelledImage]:
                 raise DataError(f"{where}: 'label' must be a non-empty string")
             if split is not None and split not in SPLITS:
                 raise DataError(f'{where}: \'split\' must be "train", "val" or null, not {split!r}')
-            parts = PurePosixPath(relative).parts
-            # The manifest may only point inside the channel.
-            if PurePosixPath(relative).is_absolute() or ".." in parts:
-                raise DataError(f"{where}: path {relative!r} must be relative to the channel")
-            path = channel_dir.joinpath(*parts)
-            if not path.is_file():
-                raise DataError(f"{where}: image file {relative!r} does not exist")
+            path = channel_image_path(channel_dir, relative, where)
             items.append(LabelledImage(path, relative, label, split))
     return items
 

@@ -122,6 +122,21 @@ def check_onnx(model: keras.Model, onnx_path: Path, images: np.ndarray) -> OnnxC
     return OnnxCheck(len(batch), max_abs_diff, input_name, output_name)
 
 
+def input_spec(name: str, size: int) -> dict[str, Any]:
+    """The manifest's `input`: how the service turns an image into the model's input."""
+    return {
+        "name": name,
+        "height": size,
+        "width": size,
+        "channels": 3,
+        "dtype": "float32",
+        "layout": "NHWC",
+        "range": [0, 255],
+        "color": "RGB",
+        "resize": "bilinear",
+    }
+
+
 def model_manifest(
     config: TrainingConfig,
     classes: Sequence[str],
@@ -134,17 +149,7 @@ def model_manifest(
         "schema": "trainyard.model/1",
         "task": config.task,
         "classes": list(classes),
-        "input": {
-            "name": check.input_name,
-            "height": size,
-            "width": size,
-            "channels": 3,
-            "dtype": "float32",
-            "layout": "NHWC",
-            "range": [0, 255],
-            "color": "RGB",
-            "resize": "bilinear",
-        },
+        "input": input_spec(check.input_name, size),
         "output": {"name": check.output_name, "kind": "probabilities"},
         "exports": {fmt: EXPORT_FILES[fmt] for fmt in config.exports},
         "onnx_check": {"images": check.images, "max_abs_diff": check.max_abs_diff},

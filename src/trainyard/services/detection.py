@@ -18,12 +18,12 @@ if TYPE_CHECKING:
 
 # The postprocess defaults when a model's manifest names none (the container writes them).
 DEFAULT_NMS_IOU_THRESHOLD = 0.5
-DEFAULT_SCORE_THRESHOLD = 0.3
+DEFAULT_SCORE_THRESHOLD = 0.5
 DEFAULT_MAX_DETECTIONS = 100
 MAX_DETECTIONS_LIMIT = 1000
-# Only the best candidates of each class enter NMS (as torchvision's RetinaNet does): with a
+# Only the best candidates enter NMS (torchvision's RetinaNet keeps 1000 per level): with a
 # threshold near 0 every anchor would, and greedy NMS is quadratic in the candidates.
-CANDIDATES_PER_CLASS = 1000
+MAX_CANDIDATES = 1000
 
 
 @dataclass(frozen=True)
@@ -76,22 +76,22 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou_threshold: fl
 def detect(
     boxes: np.ndarray, scores: np.ndarray, *, iou_threshold: float, score_threshold: float
 ) -> list[Detection]:
-    """One image's detections in input pixels, best first: per-class NMS over the anchors
-    scoring at least score_threshold."""
+    """One image's detections in input pixels, best first. Each anchor is labelled with its
+    best class; NMS then runs across classes, as keras-hub's RetinaNet decoder does (the one
+    that model.keras uses and the trainer's validation mAP is measured with), so the service
+    answers what the reported mAP describes. (On the synthetic shapes set the two differ
+    little: the e2e test measured precision 0.379 vs 0.367 per class at threshold 0.3.)"""
     import numpy as np
 
     boxes = np.asarray(boxes, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
+    best_class = np.argmax(scores, axis=1)
+    best_score = scores[np.arange(len(scores)), best_class]
     usable = np.all(np.isfinite(boxes), axis=1)
-    found: list[Detection] = []
-    for class_index in range(scores.shape[1]):
-        class_scores = scores[:, class_index]
-        (candidates,) = np.nonzero(usable & (class_scores >= score_threshold))
-        candidates = candidates[np.argsort(-class_scores[candidates], kind="stable")][:CANDIDATES_PER_CLASS]
-        kept = candidates[non_max_suppression(boxes[candidates], class_scores[candidates], iou_threshold)]
-        found += [Detection(class_index, float(class_scores[i]), *map(float, boxes[i])) for i in kept]
-    found.sort(key=lambda d: -d.score)
-    return found
+    (candidates,) = np.nonzero(usable & (best_score >= score_threshold))
+    candidates = candidates[np.argsort(-best_score[candidates], kind="stable")][:MAX_CANDIDATES]
+    kept = candidates[non_max_suppression(boxes[candidates], best_score[candidates], iou_threshold)]
+    return [Detection(int(best_class[i]), float(best_score[i]), *map(float, boxes[i])) for i in kept]
 
 
 def to_image_pixels(
@@ -120,7 +120,7 @@ def postprocess(
     input_size: tuple[int, int],
     image_size: tuple[int, int],
 ) -> list[Detection]:
-    """The contract's postprocessing of one image's outputs: per-class NMS, the threshold,
+    """The contract's postprocessing of one image's outputs: NMS across classes, the threshold,
     boxes in original image pixels, the best max_detections."""
     found = detect(boxes, scores, iou_threshold=iou_threshold, score_threshold=score_threshold)
     return to_image_pixels(found, input_size, image_size)[:max_detections]

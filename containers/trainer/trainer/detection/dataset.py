@@ -12,12 +12,12 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..dataset import decode_images
+from ..dataset import channel_image_path, decode_images
 from ..errors import DataError
 
 ANNOTATIONS_NAME = "annotations.json"
@@ -79,12 +79,7 @@ def _read_image_entry(
     relative = entry.get("file")
     if not isinstance(relative, str) or not relative:
         raise DataError(f"{where}: 'file' must be a non-empty string")
-    parts = PurePosixPath(relative).parts
-    if PurePosixPath(relative).is_absolute() or ".." in parts:
-        raise DataError(f"{where}: file {relative!r} must be relative to the channel")
-    path = channel_dir.joinpath(*parts)
-    if not path.is_file():
-        raise DataError(f"{where}: image file {relative!r} does not exist")
+    path = channel_image_path(channel_dir, relative, where)
     width = entry.get("width")
     height = entry.get("height")
     if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):

@@ -26,6 +26,7 @@ from ..export import (
     export_onnx,
     export_tflite,
     finite,
+    input_spec,
     prepare_model_dir,
     write_json_atomically,
 )
@@ -103,17 +104,7 @@ def detection_manifest(
         "schema": "trainyard.model/1",
         "task": "detection",
         "classes": list(classes),
-        "input": {
-            "name": check.input_name,
-            "height": size,
-            "width": size,
-            "channels": 3,
-            "dtype": "float32",
-            "layout": "NHWC",
-            "range": [0, 255],
-            "color": "RGB",
-            "resize": "bilinear",
-        },
+        "input": input_spec(check.input_name, size),
         "output": {
             "kind": "boxes",
             "boxes": "boxes",
