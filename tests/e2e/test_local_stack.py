@@ -176,7 +176,7 @@ def test_api_process_has_not_imported_heavy_frameworks(stack: LocalStack, traine
         "from trainyard.settings import Settings\n"
         "services = bootstrap(Settings())\n"
         f"data = base64.b64decode({base64.b64encode(HELD_OUT[0][1]).decode()!r})\n"
-        f"result = services.models.predict('default', {trained['model_id']!r}, data, 1)\n"
+        f"result = services.models.predict('default', {trained['model_id']!r}, data, {{'top_k': 1}})\n"
         "print(result['predictions'][0]['label'])\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY_MODULES!r}))\n"
     )
