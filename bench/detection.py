@@ -17,13 +17,13 @@ Predict latency: the trained detector (the weights do not change the graph's cos
 exported with `export_detection` (ONNX and model.keras); then one image at a time (batch 1,
 as the API predicts) goes through
   (a) ONNX Runtime `session.run` on model.onnx + the service's numpy `postprocess`
-      (src/trainyard/services/detection.py, loaded by file path; per-class NMS at 0.5,
-      scores from 0.3, max 100 detections, called as prediction.py calls it), with
+      (src/trainyard/services/detection.py, loaded by file path; NMS across classes at 0.5,
+      scores from 0.5 (the default), max 100 detections, called as prediction.py calls it), with
       intra_op_num_threads=1 (as the service's Predictor) and with ONNX Runtime's default
       threads; the two sessions alternate image by image, and run and postprocess are timed
       apart within each call;
   (b) the Keras export model, eager, + keras-hub's NMS (`trainer.detection.train.detect`,
-      score threshold 0.3); and (b') the export model's call alone, to show what NMS costs;
+      score threshold 0.5); and (b') the export model's call alone, to show what NMS costs;
   (c) model.keras loaded with `keras.saving.load_model`, then
       `detector.decode_predictions(detector(x / 255.0), x)` eagerly.
 The images are synthetic ones already at the model's input size (validation images first), so
