@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from jobkit.batch import download_channels_from_environment
@@ -22,12 +23,22 @@ from jobkit.paths import JobPaths
 
 from .contract import TRAINING_CHANNEL, TrainingConfig, parse_config, with_resolved_seed
 from .dataset import load_dataset
-from .detection.contract import IMAGENET_PRESETS, DetectionConfig, parse_detection_config
-from .detection.contract import with_resolved_seed as with_resolved_detection_seed
+from .detection.contract import DetectionConfig, parse_detection_config
 from .detection.dataset import load_detection_dataset
-from .weights import resolve_imagenet_weights, resolve_keras_hub_preset
+from .weights import resolve_detection_weights, resolve_imagenet_weights
 
 log = logging.getLogger("trainer")
+
+
+def prepare_training_channel(paths: JobPaths, environ: Mapping[str, str]) -> Path:
+    """After the weights lookup and before any image is decoded: an unwritable model dir
+    fails the job at once, not after training. On AWS Batch no platform fills the channel
+    dir; the container fetches its snapshot. Returns the channel dir."""
+    ensure_writable_directory(paths.model_dir)
+    downloaded = download_channels_from_environment(environ, paths)
+    if downloaded:
+        log.info("downloaded %d input files to %s", downloaded, paths.channel(TRAINING_CHANNEL))
+    return paths.channel(TRAINING_CHANNEL)
 
 
 def run_job(
@@ -35,18 +46,15 @@ def run_job(
 ) -> None:
     log.info("job %s: %s", config.job_id, config)
     emitter.status(Status.DOWNLOADING)
-    # Before decoding any image: a missing weights file or an unwritable model dir should
-    # fail the job at once, not after training.
+    # Before decoding any image: a missing weights file fails the job at once.
     weights_file = resolve_imagenet_weights(config, environ)
-    ensure_writable_directory(paths.model_dir)
     if config.seed is None:
         raise ValueError("run_job needs a resolved seed (contract.with_resolved_seed)")
-    # On AWS Batch no platform fills the channel dir; the container fetches its snapshot.
-    downloaded = download_channels_from_environment(environ, paths)
-    if downloaded:
-        log.info("downloaded %d input files to %s", downloaded, paths.channel(TRAINING_CHANNEL))
     dataset = load_dataset(
-        paths.channel(TRAINING_CHANNEL), config.image_size, config.validation_split, config.seed
+        prepare_training_channel(paths, environ),
+        config.image_size,
+        config.validation_split,
+        config.seed,
     )
     validation_count = 0 if dataset.validation is None else len(dataset.validation)
     summary = (
@@ -92,15 +100,14 @@ def run_detection_job(
     """The same steps as run_job, for a detector (docs/job-contract.md, detection)."""
     log.info("job %s: %s", config.job_id, config)
     emitter.status(Status.DOWNLOADING)
-    preset = IMAGENET_PRESETS[config.backbone] if config.uses_imagenet_weights else None
-    preset_dir = resolve_keras_hub_preset(preset, environ) if preset is not None else None
-    ensure_writable_directory(paths.model_dir)
+    preset_dir = resolve_detection_weights(config, environ)
     if config.seed is None:
-        raise ValueError("run_detection_job needs a resolved seed")
-    if download_channels_from_environment(environ, paths):
-        log.info("downloaded the training channel to %s", paths.channel(TRAINING_CHANNEL))
+        raise ValueError("run_detection_job needs a resolved seed (contract.with_resolved_seed)")
     dataset = load_detection_dataset(
-        paths.channel(TRAINING_CHANNEL), config.image_size, config.validation_split, config.seed
+        prepare_training_channel(paths, environ),
+        config.image_size,
+        config.validation_split,
+        config.seed,
     )
     validation = dataset.validation
     summary = (
@@ -144,23 +151,23 @@ def train(
     environ: Mapping[str, str],
 ) -> None:
     task = hyperparameters.get("task", "classification")
-    if task == "detection":
-        given_detection = parse_detection_config(hyperparameters)
-        detection_config = with_resolved_detection_seed(given_detection)
-        if given_detection.seed is None:
-            log.info("no seed given: using seed %d", detection_config.seed)
-        run_detection_job(detection_config, paths, emitter, environ)
-        return
-    if task != "classification":
+    given: TrainingConfig | DetectionConfig
+    if task == "classification":
+        given = parse_config(hyperparameters)
+    elif task == "detection":
+        given = parse_detection_config(hyperparameters)
+    else:
         raise ConfigError(
             f"hyperparameter task={task!r} is not supported by this container "
             "(classification or detection)"
         )
-    given = parse_config(hyperparameters)
     config = with_resolved_seed(given)
     if given.seed is None:
         log.info("no seed given: using seed %d (set it to reproduce this run)", config.seed)
-    run_job(config, paths, emitter, environ)
+    if isinstance(config, DetectionConfig):
+        run_detection_job(config, paths, emitter, environ)
+    else:
+        run_job(config, paths, emitter, environ)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -10,7 +10,7 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from jobkit.errors import ConfigError
 from jobkit.hyperparameters import (
@@ -126,13 +126,19 @@ def parse_exports(values: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(f for f in EXPORT_FORMATS if f in chosen)
 
 
-def with_resolved_seed(config: TrainingConfig) -> TrainingConfig:
+class Seeded(Protocol):
+    """A task's config (TrainingConfig, DetectionConfig): a frozen dataclass with a seed."""
+
+    @property
+    def seed(self) -> int | None: ...
+
+
+SeededConfig = TypeVar("SeededConfig", bound=Seeded)
+
+
+def with_resolved_seed(config: SeededConfig) -> SeededConfig:
     """The config with a concrete seed: the given one, or a fresh random one (logged by the
     caller) so that the split and the training of this run can still be reproduced."""
     if config.seed is not None:
         return config
-    return replace(config, seed=random_seed())
-
-
-def random_seed() -> int:
-    return secrets.randbelow(MAX_SEED + 1)
+    return replace(config, seed=secrets.randbelow(MAX_SEED + 1))

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .contract import TrainingConfig
+from .detection.contract import IMAGENET_PRESETS, DetectionConfig
 from .errors import ConfigError, WeightsNotFoundError
 
 WEIGHTS_DIR_VARIABLE = "TRAINYARD_WEIGHTS_DIR"
@@ -80,6 +81,14 @@ def resolve_imagenet_weights(config: TrainingConfig, environ: Mapping[str, str])
 
 
 KERAS_HUB_PRESETS_DIR = "keras_hub"
+
+
+def resolve_detection_weights(config: DetectionConfig, environ: Mapping[str, str]) -> Path | None:
+    """The baked keras-hub preset of a detection job's encoder, None when it trains from
+    scratch (resolve_imagenet_weights' counterpart)."""
+    if not config.uses_imagenet_weights:
+        return None
+    return resolve_keras_hub_preset(IMAGENET_PRESETS[config.backbone], environ)
 
 
 def resolve_keras_hub_preset(preset: str, environ: Mapping[str, str]) -> Path:

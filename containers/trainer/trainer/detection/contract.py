@@ -4,7 +4,7 @@ decoded into one typed, validated configuration. Imports nothing heavy."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 from jobkit.errors import ConfigError
@@ -20,7 +20,7 @@ from jobkit.hyperparameters import (
     string,
 )
 
-from ..contract import parse_exports, random_seed
+from ..contract import parse_exports
 
 BACKBONES = ("resnet_small", "resnet18", "resnet50")
 # keras-hub presets of the backbones that have ImageNet weights (baked into the image).
@@ -88,6 +88,3 @@ def parse_detection_config(values: Mapping[str, Any]) -> DetectionConfig:
         exports=parse_exports(values),
     )
 
-
-def with_resolved_seed(config: DetectionConfig) -> DetectionConfig:
-    return config if config.seed is not None else replace(config, seed=random_seed())

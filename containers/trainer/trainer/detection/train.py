@@ -62,10 +62,14 @@ def initialise_head_biases(detector: keras_hub.models.RetinaNetObjectDetector) -
     class_bias.assign(np.full(class_bias.shape, prior, dtype="float32"))
 
 
-def non_max_suppression(score_threshold: float) -> keras_hub.layers.NonMaxSuppression:
+def non_max_suppression(
+    score_threshold: float, *, from_logits: bool = False
+) -> keras_hub.layers.NonMaxSuppression:
+    """keras-hub's NMS at the contract's IoU threshold. The export model's scores are sigmoid
+    probabilities already (from_logits False); the detector's own heads give logits."""
     return keras_hub.layers.NonMaxSuppression(
         bounding_box_format=BOX_FORMAT,
-        from_logits=False,  # the export model's scores are sigmoid probabilities already
+        from_logits=from_logits,
         iou_threshold=NMS_IOU_THRESHOLD,
         confidence_threshold=score_threshold,
         max_detections=MAX_DETECTIONS,
@@ -167,13 +171,7 @@ def train_detector(
     detector = build_detector(config, len(dataset.classes), preset_dir)
     initialise_head_biases(detector)
     # model.keras predicts like the service by default: NMS at 0.5, scores from 0.5.
-    detector.prediction_decoder = keras_hub.layers.NonMaxSuppression(
-        bounding_box_format=BOX_FORMAT,
-        from_logits=True,
-        iou_threshold=NMS_IOU_THRESHOLD,
-        confidence_threshold=DEFAULT_SCORE_THRESHOLD,
-        max_detections=MAX_DETECTIONS,
-    )
+    detector.prediction_decoder = non_max_suppression(DEFAULT_SCORE_THRESHOLD, from_logits=True)
     export_model = build_export_model(detector, config.image_size)
     log.info(
         "%s RetinaNet: %d parameters, %d classes",
