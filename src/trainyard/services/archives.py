@@ -33,6 +33,12 @@ class ArchiveLimits:
     max_total_bytes: int
 
 
+def is_visible_name(name: str) -> bool:
+    """Not archive clutter: dot files (.DS_Store, ._x) and macOS's __MACOSX folder are
+    skipped by every dataset reader."""
+    return not name.startswith(".") and name != "__MACOSX"
+
+
 def safe_member_path(name: str) -> PurePosixPath:
     if "\\" in name or DRIVE_LETTER.match(name) or name.startswith("/"):
         raise InvalidInput(f"archive entry {name!r} has an unsafe path")

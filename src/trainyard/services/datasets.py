@@ -20,7 +20,7 @@ from typing import Any
 from ..domain import Dataset, Image, Task, new_id
 from ..errors import InvalidInput, NotFound, Unavailable
 from ..ports import BlobStore, JobStore, Page, PoseProbe
-from .archives import ArchiveLimits, detect_archive_kind, extract_archive
+from .archives import ArchiveLimits, detect_archive_kind, extract_archive, is_visible_name
 from .detection_datasets import ANNOTATIONS_FILE, read_detection_dataset
 from .images import CheckedImage, check_image, decode_base64_image
 
@@ -57,12 +57,8 @@ class LabelledImage:
     image: CheckedImage
 
 
-def _visible(path: Path) -> bool:
-    return not path.name.startswith(".") and path.name != "__MACOSX"
-
-
 def _children(directory: Path) -> tuple[list[Path], list[Path]]:
-    entries = sorted(p for p in directory.iterdir() if _visible(p))
+    entries = sorted(p for p in directory.iterdir() if is_visible_name(p.name))
     return [p for p in entries if p.is_dir()], [p for p in entries if p.is_file()]
 
 

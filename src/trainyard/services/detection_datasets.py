@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import InvalidInput
+from .archives import is_visible_name
 from .images import check_image
 
 SCHEMA = "trainyard.detection/1"
@@ -188,10 +189,6 @@ def _checked_image(root: Path, path: Path, max_pixels: int) -> tuple[str, int, i
 # --- files -------------------------------------------------------------------------------------
 
 
-def _visible(name: str) -> bool:
-    return not name.startswith(".") and name != "__MACOSX"
-
-
 def _relative(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix()
 
@@ -200,14 +197,14 @@ def _visible_files(root: Path, directory: Path) -> list[Path]:
     return sorted(
         path
         for path in directory.rglob("*")
-        if path.is_file() and all(_visible(part) for part in path.relative_to(root).parts)
+        if path.is_file() and all(is_visible_name(part) for part in path.relative_to(root).parts)
     )
 
 
 def _content_root(root: Path) -> Path:
     """A single wrapping folder ("shapes/…") holding everything is looked through."""
     while True:
-        entries = [p for p in root.iterdir() if _visible(p.name)]
+        entries = [p for p in root.iterdir() if is_visible_name(p.name)]
         if len(entries) == 1 and entries[0].is_dir() and entries[0].name not in LAYOUT_FOLDERS:
             root = entries[0]
             continue
@@ -540,7 +537,8 @@ def _coco_file(root: Path, top: Path, base: Path, file_name: str) -> Path | None
     """The file a COCO file_name names: beside the .json, then from the top, each directly and
     under images/."""
     relative = PurePosixPath(file_name.replace("\\", "/"))
-    if relative.is_absolute() or ".." in relative.parts or not all(_visible(p) for p in relative.parts):
+    hidden = not all(is_visible_name(part) for part in relative.parts)
+    if relative.is_absolute() or ".." in relative.parts or hidden:
         return None
     for folder in (base, base / "images", top, top / "images"):
         candidate = folder.joinpath(*relative.parts)
