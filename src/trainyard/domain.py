@@ -181,9 +181,7 @@ class Job(Record):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-def transitioned(
-    job: Job, target: JobStatus, error: str | None, result: dict[str, Any] | None
-) -> Job:
+def transitioned(job: Job, target: JobStatus, error: str | None, result: dict[str, Any] | None) -> Job:
     """The job after a transition its current status allows (the stores check that)."""
     now = utcnow()
     update: dict[str, Any] = {"status": target, "version": job.version + 1, "updated_at": now}
@@ -269,6 +267,21 @@ class Model(Record):
     exports: list[str] = Field(default_factory=list)
     manifest: dict[str, Any] = Field(default_factory=dict)  # the container's trainyard_model.json
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Alias(Record):
+    """A name a seed API gives a record, in one namespace of one tenant: seed 000's integer
+    model ids, seed 002's (profile_id, project_name) pairs, seed 003's tags and image ids.
+    `target` is the Trainyard id it stands for; `data` holds what that API keeps besides
+    (a tag's positive and negative image ids, an image's metadata)."""
+
+    tenant_id: str
+    namespace: str
+    name: str
+    target: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class DeliveryStatus(StrEnum):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .domain import (
+    Alias,
     ApiKey,
     Dataset,
     EpochMetrics,
@@ -85,6 +86,7 @@ class JobStore(Protocol):
         """Store one epoch's metrics once; the job's summary moves only to a later epoch.
         Returns False for a duplicate."""
         ...
+
     def record_progress(self, job_id: str, done: int, total: int | None, unit: str) -> bool:
         """Move the job's progress forward to `done`; a late, smaller count changes nothing.
         Returns whether it moved."""
@@ -95,6 +97,25 @@ class JobStore(Protocol):
     def list_models(self, tenant_id: str, limit: int, cursor: str | None) -> Page: ...
     def update_model(self, model: Model) -> None: ...
     def delete_model(self, tenant_id: str, model_id: str) -> bool: ...
+
+    # aliases: the names the seed APIs give records (api/seeds/)
+    def put_alias(self, alias: Alias) -> None:
+        """Insert; raises Conflict when the tenant already has this name in this namespace."""
+        ...
+
+    def get_alias(self, tenant_id: str, namespace: str, name: str) -> Alias | None: ...
+    def list_aliases(self, tenant_id: str, namespace: str) -> list[Alias]:
+        """Every alias of the namespace, oldest first."""
+        ...
+
+    def update_alias(self, alias: Alias) -> None:
+        """Replace an existing alias (its target or data); raises NotFound when it is gone."""
+        ...
+
+    def delete_alias(self, tenant_id: str, namespace: str, name: str) -> bool: ...
+    def next_number(self, tenant_id: str, counter: str) -> int:
+        """1, 2, 3, … per (tenant, counter), atomically: the integer ids seed APIs hand out."""
+        ...
 
     # webhook deliveries
     def put_delivery(self, delivery: WebhookDelivery) -> bool:

@@ -44,6 +44,21 @@ class Settings(BaseSettings):
     min_pose_frames: int = Field(2, ge=1)  # labelled frames a pose dataset needs
     max_video_frames: int = Field(100_000, ge=1)  # longest video a pose model runs on
 
+    # --- the seed APIs (api/seeds/): the five services Trainyard replaces ------------------
+    # the bare POST /predict is both seed 003's (tags) and seed 004's (digits); this one gets it
+    root_predict: Literal["003", "004"] = "004"
+    # Seeds 000, 001, 003 and 004 had no authentication: their clients send no key. When on,
+    # such a call acts for the default tenant (the key `make run` prints); a call that sends a
+    # key acts for that key's tenant. Unset: on for the local backend, off on AWS.
+    seed_anonymous_access: bool | None = None
+    # seed 002's external datasets: S3 sources go to this endpoint (a test's moto server);
+    # unset, to AWS's own endpoints
+    external_s3_endpoint: str | None = None
+    # seed 004's GET /model forwards questions to an OpenAI-compatible chat completions API
+    chat_api_url: str | None = None  # e.g. https://api.openai.com/v1
+    chat_api_key: str | None = None
+    chat_model: str = "gpt-4o-mini"
+
     predict_cache_size: int = Field(8, ge=1)
     webhook_max_attempts: int = Field(6, ge=1)
     webhook_backoff_seconds: float = Field(2.0, ge=0)
@@ -76,6 +91,12 @@ class Settings(BaseSettings):
     @property
     def inline_limit(self) -> int:
         return min(self.max_upload_bytes, self.max_inline_bytes or self.max_upload_bytes)
+
+    @property
+    def allows_anonymous_seed_calls(self) -> bool:
+        if self.seed_anonymous_access is None:
+            return self.backend == "local"
+        return self.seed_anonymous_access
 
     @property
     def resolved_trainer_python(self) -> Path:

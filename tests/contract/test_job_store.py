@@ -14,6 +14,7 @@ from tests.helpers import record_job
 from trainyard.adapters.aws.dynamodb_store import DynamoDbJobStore
 from trainyard.adapters.local.sqlite_store import SqliteJobStore
 from trainyard.domain import (
+    Alias,
     Dataset,
     EpochMetrics,
     Image,
@@ -22,7 +23,7 @@ from trainyard.domain import (
     JobType,
     WebhookDelivery,
 )
-from trainyard.errors import BadRequest, Conflict
+from trainyard.errors import BadRequest, Conflict, NotFound
 from trainyard.ports import JobStore, iter_pages
 
 # Each adapter is built from the test's request (for the fixtures it needs) and a temp dir.
@@ -213,3 +214,50 @@ def test_progress_moves_forward_only_and_stops_at_the_end(store: JobStore) -> No
         "frames",
     )
     assert not store.record_progress("job_missing", 1, 2, "frames")
+
+
+def test_aliases_are_unique_per_tenant_and_namespace_and_listed_oldest_first(store: JobStore) -> None:
+    first = Alias(tenant_id="t1", namespace="tag", name="cat", target="mdl_1", data={"positive": ["a"]})
+    store.put_alias(first)
+    with pytest.raises(Conflict):
+        store.put_alias(first.model_copy(update={"target": "mdl_2"}))
+    store.put_alias(Alias(tenant_id="t1", namespace="tag", name="bird", target="mdl_3"))
+    store.put_alias(Alias(tenant_id="t2", namespace="tag", name="cat", target="mdl_9"))  # other tenant
+    store.put_alias(Alias(tenant_id="t1", namespace="image", name="cat", target="img_1"))  # other namespace
+    assert [a.name for a in store.list_aliases("t1", "tag")] == ["cat", "bird"]
+    got = store.get_alias("t1", "tag", "cat")
+    assert got is not None and got.target == "mdl_1" and got.data == {"positive": ["a"]}
+    assert store.get_alias("t2", "tag", "cat").target == "mdl_9"  # type: ignore[union-attr]
+    assert store.get_alias("t1", "tag", "dog") is None
+
+    store.update_alias(got.model_copy(update={"data": {"positive": ["a", "b"]}}))
+    assert store.get_alias("t1", "tag", "cat").data == {"positive": ["a", "b"]}  # type: ignore[union-attr]
+    with pytest.raises(NotFound):
+        store.update_alias(Alias(tenant_id="t1", namespace="tag", name="dog", target="x"))
+
+    assert store.delete_alias("t1", "tag", "cat")
+    assert not store.delete_alias("t1", "tag", "cat")
+    assert store.get_alias("t1", "tag", "cat") is None
+    assert store.get_alias("t2", "tag", "cat") is not None
+
+
+def test_numbers_count_up_per_tenant_and_counter_under_concurrent_callers(store: JobStore) -> None:
+    assert store.next_number("t1", "model") == 1
+    assert store.next_number("t1", "model") == 2
+    assert store.next_number("t1", "results") == 1
+    assert store.next_number("t2", "model") == 1
+    drawn: list[int] = []
+    lock = threading.Lock()
+
+    def draw() -> None:
+        for _ in range(5):
+            number = store.next_number("t1", "model")
+            with lock:
+                drawn.append(number)
+
+    threads = [threading.Thread(target=draw) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(drawn) == list(range(3, 23))

@@ -52,18 +52,14 @@ def trained(api: httpx.Client) -> dict[str, Any]:
     )  # fmt: skip
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
-    running = wait_for_job(
-        api, job_id, lambda j: j["current_epoch"] >= 1 or j["status"] in TERMINAL, 600
-    )
+    running = wait_for_job(api, job_id, lambda j: j["current_epoch"] >= 1 or j["status"] in TERMINAL, 600)
     job = wait_for_job(api, job_id, lambda j: j["status"] in TERMINAL, 1200)
     assert job["status"] == "SUCCEEDED", job
     return {"job": job, "first_seen": running, "model_id": response.json()["model_id"],
             "dataset": dataset}  # fmt: skip
 
 
-def test_each_epoch_reports_loss_and_validation_map(
-    api: httpx.Client, trained: dict[str, Any]
-) -> None:
+def test_each_epoch_reports_loss_and_validation_map(api: httpx.Client, trained: dict[str, Any]) -> None:
     assert trained["first_seen"]["current_epoch"] < EPOCHS  # seen while it was training
     metrics = api.get(f"/v1/jobs/{trained['job']['id']}/metrics").json()["epochs"]
     assert [m["epoch"] for m in metrics] == list(range(1, EPOCHS + 1))
@@ -74,9 +70,7 @@ def test_each_epoch_reports_loss_and_validation_map(
     assert metrics[-1]["loss"] < metrics[0]["loss"]
 
 
-def test_the_model_records_map_exports_and_a_plot(
-    api: httpx.Client, trained: dict[str, Any]
-) -> None:
+def test_the_model_records_map_exports_and_a_plot(api: httpx.Client, trained: dict[str, Any]) -> None:
     model = api.get(f"/v1/models/{trained['model_id']}").json()
     assert model["status"] == "ready" and model["task"] == "detection"
     assert model["metrics"]["val_map_50"] >= MIN_VAL_MAP_50
@@ -147,9 +141,7 @@ def test_predictions_find_the_rendered_boxes_in_original_pixels(
     assert default == [b for b in answers[0][0] if b["score"] >= DEFAULT_SCORE_THRESHOLD]
 
 
-def test_threshold_and_max_detections_limit_the_answer(
-    api: httpx.Client, trained: dict[str, Any]
-) -> None:
+def test_threshold_and_max_detections_limit_the_answer(api: httpx.Client, trained: dict[str, Any]) -> None:
     sample = detection_samples(1, seed=778, width=128, height=128)[0]
 
     def predict(**params: object) -> list[dict[str, Any]]:

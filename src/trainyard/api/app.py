@@ -14,6 +14,7 @@ from ..bootstrap import Services
 from . import routes_datasets, routes_jobs, routes_models, routes_uploads
 from .deps import ServicesDep, TenantDep
 from .errors import install_error_handlers
+from .seeds import mount_seed_routes
 
 
 def create_app(services: Services, *, background_work: bool = False) -> FastAPI:
@@ -53,4 +54,5 @@ def create_app(services: Services, *, background_work: bool = False) -> FastAPI:
     app.include_router(routes_jobs.router)
     app.include_router(routes_models.router)
     app.include_router(routes_uploads.router)
+    mount_seed_routes(app, services.settings)
     return app

@@ -53,11 +53,16 @@ class TenantService:
         if not self._store.revoke_api_key(key_id):
             raise NotFound(f"key {key_id} not found or already revoked")
 
+    def ensure_default_tenant(self) -> str:
+        """The local stack's own tenant, created on first use."""
+        if self._store.get_tenant(DEFAULT_TENANT) is None:
+            self._store.put_tenant(Tenant(id=DEFAULT_TENANT, name="default"))
+        return DEFAULT_TENANT
+
     def ensure_default_key(self, configured: str | None, key_file: Path) -> str:
         """The local stack's key: TRAINYARD_API_KEY when set, else the one stored in
         key_file, else a new one written there (mode 0600)."""
-        if self._store.get_tenant(DEFAULT_TENANT) is None:
-            self._store.put_tenant(Tenant(id=DEFAULT_TENANT, name="default"))
+        self.ensure_default_tenant()
         key = configured or (key_file.read_text().strip() if key_file.exists() else None)
         if not key:
             key = generate_key()

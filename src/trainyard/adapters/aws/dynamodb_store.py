@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from ...domain import (
+    Alias,
     ApiKey,
     Dataset,
     DeliveryStatus,
@@ -104,6 +105,23 @@ def _job_key(job_id: str) -> Item:
 
 def _model_key(model_id: str) -> Item:
     return {"pk": _s(f"MODEL#{model_id}"), "sk": _s("MODEL")}
+
+
+def _alias_key(tenant_id: str, namespace: str, name: str) -> Item:
+    return {"pk": _s(f"TENANT#{tenant_id}#ALIAS#{namespace}"), "sk": _s(name)}
+
+
+def _alias_item(alias: Alias) -> Item:
+    return {
+        **_alias_key(alias.tenant_id, alias.namespace, alias.name),
+        "tenant_id": _s(alias.tenant_id),
+        "created": _s(_sortable_time(alias.created_at)),
+        "doc": _s(alias.model_dump_json()),
+    }
+
+
+def _counter_key(tenant_id: str, counter: str) -> Item:
+    return {"pk": _s(f"TENANT#{tenant_id}#COUNTER"), "sk": _s(counter)}
 
 
 def _tenant_item(tenant: Tenant) -> Item:
@@ -638,6 +656,43 @@ class DynamoDbJobStore:
 
     def delete_model(self, tenant_id: str, model_id: str) -> bool:
         return self._delete_if_owned(_model_key(model_id), tenant_id)
+
+    # --- aliases --------------------------------------------------------------------------
+
+    def put_alias(self, alias: Alias) -> None:
+        if not self._put(_alias_item(alias), "attribute_not_exists(pk)"):
+            raise Conflict(f"{alias.namespace} {alias.name!r} exists")
+
+    def get_alias(self, tenant_id: str, namespace: str, name: str) -> Alias | None:
+        item = self._get(_alias_key(tenant_id, namespace, name))
+        return None if item is None else _doc(item, Alias)
+
+    def list_aliases(self, tenant_id: str, namespace: str) -> list[Alias]:
+        items = self._query(
+            KeyConditionExpression="pk = :partition",
+            ExpressionAttributeValues={":partition": _s(f"TENANT#{tenant_id}#ALIAS#{namespace}")},
+            ConsistentRead=True,
+        )
+        # the sort key is the name; the API lists in creation order, as SQLite does
+        return sorted((_doc(item, Alias) for item in items), key=lambda a: (a.created_at, a.name))
+
+    def update_alias(self, alias: Alias) -> None:
+        if not self._put(_alias_item(alias), "attribute_exists(pk)"):
+            raise NotFound(f"{alias.namespace} {alias.name!r} not found")
+
+    def delete_alias(self, tenant_id: str, namespace: str, name: str) -> bool:
+        return self._delete_if_owned(_alias_key(tenant_id, namespace, name), tenant_id)
+
+    def next_number(self, tenant_id: str, counter: str) -> int:
+        response = self._client.update_item(
+            TableName=self._table,
+            Key=_counter_key(tenant_id, counter),
+            UpdateExpression="ADD #value :one",
+            ExpressionAttributeNames={"#value": "value"},
+            ExpressionAttributeValues={":one": _n(1)},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["value"]["N"])
 
     # --- webhook deliveries ---------------------------------------------------------------
 

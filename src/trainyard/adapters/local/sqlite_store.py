@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from ...domain import (
+    Alias,
     ApiKey,
     Dataset,
     DeliveryStatus,
@@ -64,6 +65,12 @@ CREATE TABLE IF NOT EXISTS deliveries (
     next_attempt_at TEXT NOT NULL, created_at TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_by_job ON deliveries (job_id, created_at);
+CREATE TABLE IF NOT EXISTS aliases (
+    tenant_id TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    created_at TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant_id, namespace, name));
+CREATE TABLE IF NOT EXISTS counters (
+    tenant_id TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, name));
 """
 
 # Tables listed by tenant, newest first; the cursor is the last row's (created_at, id).
@@ -352,6 +359,69 @@ class SqliteJobStore:
                 ).rowcount
                 > 0
             )
+
+    # --- aliases --------------------------------------------------------------------------
+
+    def put_alias(self, alias: Alias) -> None:
+        with self._write() as conn, _conflict_on_duplicate(f"{alias.namespace} {alias.name!r} exists"):
+            conn.execute(
+                "INSERT INTO aliases (tenant_id, namespace, name, created_at, doc) VALUES (?, ?, ?, ?, ?)",
+                (
+                    alias.tenant_id,
+                    alias.namespace,
+                    alias.name,
+                    _ts(alias.created_at),
+                    alias.model_dump_json(),
+                ),
+            )
+
+    def get_alias(self, tenant_id: str, namespace: str, name: str) -> Alias | None:
+        return self._one(
+            Alias,
+            "SELECT doc FROM aliases WHERE tenant_id = ? AND namespace = ? AND name = ?",
+            tenant_id,
+            namespace,
+            name,
+        )
+
+    def list_aliases(self, tenant_id: str, namespace: str) -> list[Alias]:
+        return self._all(
+            Alias,
+            "SELECT doc FROM aliases WHERE tenant_id = ? AND namespace = ? ORDER BY created_at, name",
+            tenant_id,
+            namespace,
+        )
+
+    def update_alias(self, alias: Alias) -> None:
+        with self._write() as conn:
+            updated = conn.execute(
+                "UPDATE aliases SET doc = ? WHERE tenant_id = ? AND namespace = ? AND name = ?",
+                (alias.model_dump_json(), alias.tenant_id, alias.namespace, alias.name),
+            ).rowcount
+        if not updated:
+            raise NotFound(f"{alias.namespace} {alias.name!r} not found")
+
+    def delete_alias(self, tenant_id: str, namespace: str, name: str) -> bool:
+        with self._write() as conn:
+            return (
+                conn.execute(
+                    "DELETE FROM aliases WHERE tenant_id = ? AND namespace = ? AND name = ?",
+                    (tenant_id, namespace, name),
+                ).rowcount
+                > 0
+            )
+
+    def next_number(self, tenant_id: str, counter: str) -> int:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO counters (tenant_id, name, value) VALUES (?, ?, 1)"
+                " ON CONFLICT (tenant_id, name) DO UPDATE SET value = value + 1",
+                (tenant_id, counter),
+            )
+            row = conn.execute(
+                "SELECT value FROM counters WHERE tenant_id = ? AND name = ?", (tenant_id, counter)
+            ).fetchone()
+        return int(row[0])
 
     # --- webhook deliveries ---------------------------------------------------------------
 
