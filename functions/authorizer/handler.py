@@ -1,6 +1,7 @@
 """Lambda entry point of the HTTP API's authorizer (payload 2.0, simple responses).
 
-The identity source is the Authorization header (`Bearer <key>`); the key's SHA-256 is looked
+The identity source is the Authorization header (`Bearer <key>`, or the key alone as seed
+002's clients send it); the key's SHA-256 is looked
 up in the table by TenantService. The tenant id travels to the API in the authorizer context.
 Any failure denies: an authorizer that errors must not let a request through.
 """
@@ -17,6 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from trainyard.errors import Unauthorized
+from trainyard.services.tenants import key_from_authorization
 
 if TYPE_CHECKING:
     from trainyard.bootstrap import Services
@@ -40,17 +42,14 @@ def services() -> Services:
     return _services
 
 
-def bearer_key(header: str | None) -> str:
-    scheme, _, key = (header or "").partition(" ")
-    return key.strip() if scheme.lower() == "bearer" else ""
-
-
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
 @tracer.capture_lambda_handler
 @event_source(data_class=APIGatewayAuthorizerEventV2)
 def handler(event: APIGatewayAuthorizerEventV2, context: LambdaContext) -> dict[str, Any]:
     try:
-        tenant_id = services().tenants.authenticate(bearer_key(event.headers.get("authorization")))
+        tenant_id = services().tenants.authenticate(
+            key_from_authorization(event.headers.get("authorization")) or ""
+        )
     except Unauthorized:
         logger.info("denied: unknown or revoked key", route=event.route_key)
         return DENY

@@ -344,12 +344,16 @@ def test_the_authorizer_denies_when_the_key_cannot_be_checked(
     assert authorizer.handler(sample("authorizer_request_valid.json"), CONTEXT) == {"isAuthorized": False}
 
 
-def test_the_authorizer_denies_a_header_without_the_bearer_scheme(
+def test_the_authorizer_takes_the_bare_key_seed_002_sends_and_denies_other_schemes(
     authorizer: ModuleType, services: Services
 ) -> None:
     services.tenants.add_key("default", SAMPLE_API_KEY)
     event = sample("authorizer_request_valid.json")
     event["headers"]["authorization"] = SAMPLE_API_KEY
+    assert authorizer.handler(event, CONTEXT) == {"isAuthorized": True, "context": {"tenant_id": "default"}}
+    event["headers"]["authorization"] = f"Basic {SAMPLE_API_KEY}"
+    assert authorizer.handler(event, CONTEXT) == {"isAuthorized": False}
+    event["headers"]["authorization"] = ""
     assert authorizer.handler(event, CONTEXT) == {"isAuthorized": False}
 
 

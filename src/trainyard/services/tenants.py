@@ -24,6 +24,15 @@ def generate_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+def key_from_authorization(header: str | None) -> str | None:
+    """The API key in an Authorization header: `Bearer <key>`, or the key alone (seed 002's
+    clients send it bare). None when there is none."""
+    value = (header or "").strip()
+    scheme, _, rest = value.partition(" ")
+    key = rest.strip() if scheme.lower() == "bearer" else value
+    return key or None
+
+
 class TenantService:
     def __init__(self, store: JobStore) -> None:
         self._store = store

@@ -18,6 +18,7 @@ from fastapi.routing import APIRoute, APIRouter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ...errors import TrainyardError, Unauthorized
+from ...services.tenants import key_from_authorization
 from ..deps import ServicesDep
 from ..errors import STATUS_BY_ERROR, describe_validation_error
 
@@ -57,19 +58,11 @@ def seed_router(render: RenderError) -> APIRouter:
     return APIRouter(route_class=SeedRoute)
 
 
-def _key_from_header(request: Request) -> str | None:
-    """Seed 002's clients send the key itself in Authorization; `Bearer <key>` works too."""
-    header = request.headers.get("authorization", "").strip()
-    scheme, _, rest = header.partition(" ")
-    key = rest.strip() if scheme.lower() == "bearer" else header
-    return key or None
-
-
 def seed_tenant(request: Request, services: ServicesDep) -> str:
     """The caller's tenant for seeds whose clients never sent a key (000, 001, 003, 004): the
     key's tenant when one is sent; otherwise the default tenant when the setting
     seed_anonymous_access allows it (on by default for the local stack only)."""
-    key = _key_from_header(request)
+    key = key_from_authorization(request.headers.get("authorization"))
     if key is not None:
         return services.tenants.authenticate(key)
     if services.settings.allows_anonymous_seed_calls:
@@ -79,7 +72,7 @@ def seed_tenant(request: Request, services: ServicesDep) -> str:
 
 def token_tenant(request: Request, services: ServicesDep) -> str:
     """Seed 002's token auth: the key is always required."""
-    key = _key_from_header(request)
+    key = key_from_authorization(request.headers.get("authorization"))
     if key is None:
         raise Unauthorized("missing token: send 'Authorization: <key>'")
     return services.tenants.authenticate(key)
