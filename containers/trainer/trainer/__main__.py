@@ -25,6 +25,7 @@ from .contract import TRAINING_CHANNEL, TrainingConfig, parse_config, with_resol
 from .dataset import load_dataset
 from .detection.contract import DetectionConfig, parse_detection_config
 from .detection.dataset import load_detection_dataset
+from .initial_model import INITIAL_MODEL_CHANNEL, read_initial_model
 from .weights import resolve_detection_weights, resolve_imagenet_weights
 
 log = logging.getLogger("trainer")
@@ -50,12 +51,13 @@ def run_job(
     weights_file = resolve_imagenet_weights(config, environ)
     if config.seed is None:
         raise ValueError("run_job needs a resolved seed (contract.with_resolved_seed)")
-    dataset = load_dataset(
-        prepare_training_channel(paths, environ),
-        config.image_size,
-        config.validation_split,
-        config.seed,
+    channel_dir = prepare_training_channel(paths, environ)
+    initial_model = (
+        read_initial_model(paths.channel(INITIAL_MODEL_CHANNEL), config)
+        if config.initial_model
+        else None
     )
+    dataset = load_dataset(channel_dir, config.image_size, config.validation_split, config.seed)
     validation_count = 0 if dataset.validation is None else len(dataset.validation)
     summary = (
         f"{len(dataset.train)} training and {validation_count} validation images, "
@@ -77,7 +79,11 @@ def run_job(
         + (" on cached backbone features" if uses_feature_cache(config) else ""),
     )
     result = train_classifier(
-        config, dataset, weights_file, on_epoch=lambda metrics: emitter.epoch(**asdict(metrics))
+        config,
+        dataset,
+        weights_file,
+        on_epoch=lambda metrics: emitter.epoch(**asdict(metrics)),
+        initial_model=initial_model,
     )
 
     emitter.status(Status.EXPORTING, message=", ".join(config.exports))

@@ -53,6 +53,8 @@ class TrainingConfig:
     lr_step_size: int = 10
     lr_gamma: float = 1.0
     exports: tuple[str, ...] = EXPORT_FORMATS
+    # Fine-tune from the earlier model in channel `initial_model` (initial_model.py).
+    initial_model: bool = False
 
     @property
     def uses_imagenet_weights(self) -> bool:
@@ -102,6 +104,7 @@ def parse_config(values: Mapping[str, Any]) -> TrainingConfig:
         lr_step_size=integer(values, "lr_step_size", 10, minimum=1),
         lr_gamma=number(values, "lr_gamma", 1.0, above=0.0, maximum=1.0),
         exports=parse_exports(values),
+        initial_model=boolean(values, "initial_model", False),
     )
 
 

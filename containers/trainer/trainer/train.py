@@ -21,6 +21,7 @@ import numpy as np
 
 from .contract import TrainingConfig
 from .dataset import Dataset
+from .initial_model import InitialModel, apply_initial_weights
 from .models import Classifier, build_classifier, describe_trainable, effective_layers_to_retrain
 from .pipelines import make_augmenter, make_pipeline
 
@@ -134,12 +135,14 @@ def train_classifier(
     on_epoch: Callable[[EpochMetrics], object] | None = None,
     *,
     use_feature_cache: bool | None = None,
+    initial_model: InitialModel | None = None,
 ) -> TrainingResult:
     """Build the classifier and train it for config.epochs.
 
     `use_feature_cache` None decides by `uses_feature_cache(config)`; False forces the
     backbone to run every epoch (the benchmark compares both); True when the backbone is
     not frozen is refused, since cached features would silently ignore backbone training.
+    `initial_model`: start from that earlier model's weights (initial_model.py).
     """
     if config.seed is None:
         raise ValueError("train_classifier needs a concrete seed (contract.with_resolved_seed)")
@@ -151,6 +154,14 @@ def train_classifier(
     # Seeds Python, numpy and TensorFlow: weight initialisation, dropout, augmentation.
     keras.utils.set_random_seed(config.seed)
     classifier = build_classifier(config, len(dataset.classes), weights_file)
+    if initial_model is not None:
+        # Before any feature is cached: the cache must see the earlier model's backbone.
+        new_classes = apply_initial_weights(classifier, initial_model, dataset.classes)
+        log.info(
+            "fine-tuning from the earlier model (%d classes); new classes: %s",
+            len(initial_model.classes),
+            ", ".join(new_classes) or "none",
+        )
     log.info("%s: %s", config.backbone, describe_trainable(classifier))
     if cached:
         log.info(
