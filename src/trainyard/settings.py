@@ -54,10 +54,23 @@ class Settings(BaseSettings):
     # seed 002's external datasets: S3 sources go to this endpoint (a test's moto server);
     # unset, to AWS's own endpoints
     external_s3_endpoint: str | None = None
+    # seed 002: where its webhook goes when a request names none (the seed's "default URL in
+    # dev/qualif settings"); unset, such a job sends no webhook
+    seed002_default_webhook_url: str | None = None
+    # seed 002 documents batch_size ≤ 36 (its VM's memory); raise it on a bigger machine
+    seed002_max_batch_size: int = Field(36, ge=1, le=512)
     # seed 004's GET /model forwards questions to an OpenAI-compatible chat completions API
     chat_api_url: str | None = None  # e.g. https://api.openai.com/v1
     chat_api_key: str | None = None
     chat_model: str = "gpt-4o-mini"
+    chat_timeout_seconds: float = Field(30.0, gt=0)
+    # seed 004's POST /training waits this long for its job before answering that it still runs
+    digits_training_wait_seconds: float = Field(1800.0, ge=0)
+
+    # seed 003 (custom tags): how long a request waits for the tenant's embedder job (the
+    # first one builds it) before answering base_model_not_ready; a state tar's size cap
+    tags_embedder_wait_seconds: float = Field(300.0, ge=0)
+    tags_max_state_bytes: int = Field(200 * 1024 * 1024, ge=1024)
 
     predict_cache_size: int = Field(8, ge=1)
     webhook_max_attempts: int = Field(6, ge=1)

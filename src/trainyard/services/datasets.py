@@ -216,6 +216,15 @@ class DatasetService:
         with self._scratch("dataset-") as workdir:
             extract_archive(archive, workdir / "x", self._limits)
             items = self._read_layout(workdir / "x")
+        return self.create_from_images(tenant_id, name, items)
+
+    def create_from_images(self, tenant_id: str, name: str, items: list[LabelledImage]) -> Dataset:
+        """A classification dataset from images the caller has already read and checked (an
+        archive's, or seed 004's CSV rows rendered to PNG), stored all or nothing."""
+        name = _check_name(name)
+        classes = {i.label for i in items if i.split != "val"}
+        if len(classes) < 2:
+            raise InvalidInput(f"a classifier needs at least 2 classes, found {len(classes)}")
         dataset_id = new_id("ds")
         try:
             records = self._store_images(tenant_id, dataset_id, items)
