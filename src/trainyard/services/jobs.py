@@ -48,6 +48,7 @@ from .detection_datasets import ANNOTATIONS_FILE
 log = logging.getLogger(__name__)
 
 STATUS_CHANGED = "Job Status Changed"
+MODEL_MANIFEST_FILE = "trainyard_model.json"  # what a training container writes beside its exports
 
 
 WEBHOOK_URL = r"^https?://[^\s]+$"
@@ -66,6 +67,13 @@ class TrainJobRequest(BaseModel):
     params: ClassifierParams = Field(default_factory=ClassifierParams)
     exports: list[str] | None = Field(None, max_length=10)
     webhook_url: str | None = Field(None, max_length=2000, pattern=WEBHOOK_URL)
+    initial_model_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="fine-tune from this ready classifier's weights (same backbone and image_size;"
+        " new classes get new outputs)",
+    )
 
 
 class DetectionTrainJobRequest(BaseModel):
@@ -243,6 +251,13 @@ class JobService:
 
     create_training_job = create_job  # the name the classifier routes have always used
 
+    def create_planned(self, plan: JobPlan) -> Job:
+        """Record and launch a job another service planned (seed 003's tag and embedder jobs,
+        services/tags.py): the same records, launch and events as every job."""
+        self._store.create_job(plan.job, plan.model)
+        self._launch(plan)
+        return self.get(plan.job.tenant_id, plan.job.id)
+
     def _replay(
         self, existing: Job, fingerprint: str | None, request: AnyJobRequest, video: VideoInput | None
     ) -> Job:
@@ -331,9 +346,15 @@ class JobService:
                 " images; a classifier needs at least 2"
             )
         params = {**request.params.model_dump(), "exports": exports}
-        job, model = self._training_records(tenant_id, job_id, model_id, fingerprint, request, params)
+        hyperparameters = to_hyperparameters(job_id, Task.CLASSIFICATION.value, request.params, exports)
         # each image's place in the channel: images/<its blob's file name>
         files = [ChannelFile(i.blob_key, f"images/{i.blob_key.rsplit('/', 1)[1]}") for i in images]
+        channels = {"training": files}
+        if request.initial_model_id is not None:
+            channels["initial_model"] = self._initial_model_files(tenant_id, request)
+            params["initial_model_id"] = request.initial_model_id  # the model's lineage
+            hyperparameters["initial_model"] = json.dumps(True)
+        job, model = self._training_records(tenant_id, job_id, model_id, fingerprint, request, params)
         manifest = "".join(
             json.dumps({"path": f.relative_path, "label": i.label, "split": i.split}) + "\n"
             for f, i in zip(files, images, strict=True)
@@ -341,12 +362,39 @@ class JobService:
         spec = LaunchSpec(
             job_id=job_id,
             container="trainer",
-            hyperparameters=to_hyperparameters(job_id, job.task.value, request.params, exports),
-            channels={"training": files},
+            hyperparameters=hyperparameters,
+            channels=channels,
             channel_documents={"training": {"manifest.jsonl": manifest}},
             model_prefix=model_prefix(tenant_id, model_id),
         )
         return JobPlan(job, model, spec)
+
+    def _initial_model_files(self, tenant_id: str, request: TrainJobRequest) -> list[ChannelFile]:
+        """The earlier classifier a job fine-tunes (the trainer's `initial_model` channel): it
+        must be ready, kept as Keras, and of the same architecture, or its weights cannot fit."""
+        initial_id = str(request.initial_model_id)
+        initial = self._store.get_model(tenant_id, initial_id)
+        if initial is None:
+            raise NotFound(f"initial_model_id: model {initial_id} not found")
+        if initial.task is not Task.CLASSIFICATION:
+            raise InvalidInput(f"initial_model_id: model {initial_id} is a {initial.task.value} model")
+        if initial.status is not ModelStatus.READY:
+            raise Conflict(f"initial_model_id: model {initial_id} is {initial.status.value}, not ready")
+        keras_file = initial.manifest.get("exports", {}).get("keras")
+        if keras_file is None:
+            raise InvalidInput(f"initial_model_id: model {initial_id} has no keras export to start from")
+        for name in ("backbone", "alpha", "image_size"):
+            earlier, wanted = initial.params.get(name), getattr(request.params, name)
+            if earlier != wanted:
+                raise InvalidInput(
+                    f"params.{name}: {wanted!r} differs from model {initial_id}'s {earlier!r};"
+                    " fine-tuning keeps the earlier model's architecture"
+                )
+        prefix = model_prefix(tenant_id, initial_id)
+        return [
+            ChannelFile(prefix + keras_file, "model.keras"),
+            ChannelFile(prefix + MODEL_MANIFEST_FILE, MODEL_MANIFEST_FILE),
+        ]
 
     def _plan_detection(
         self,
@@ -482,6 +530,38 @@ class JobService:
             model_prefix=results_prefix(tenant_id, job_id),
         )
         return JobPlan(job, None, spec, store_inputs=lambda: blobs.put_file(video_key, video.path))
+
+    # --- jobs whose dataset is fetched after they are recorded (seed 002's external datasets) -
+
+    def record_awaiting_dataset(
+        self, tenant_id: str, job_id: str, request: TrainJobRequest | DetectionTrainJobRequest
+    ) -> Job:
+        """Record a training job (PENDING) and its model before the dataset exists: seed 002
+        answers at once and pulls the dataset from S3 or Azure afterwards. The parameters and
+        exports are checked here; the dataset id stays unset (request.dataset_id is not read)
+        until `launch_with_dataset`. A job left unlaunched by a restart is failed at start-up
+        (settle_unlaunched)."""
+        exports = _exports(request)
+        params = {**request.params.model_dump(), "exports": exports}
+        job, model = self._training_records(tenant_id, job_id, new_id("mdl"), None, request, params)
+        job = job.model_copy(update={"dataset_id": None})
+        self._store.create_job(job, model.model_copy(update={"dataset_id": ""}))
+        return job
+
+    def launch_with_dataset(
+        self, tenant_id: str, job_id: str, request: TrainJobRequest | DetectionTrainJobRequest
+    ) -> Job:
+        """Launch a job recorded by `record_awaiting_dataset` on the dataset `request.dataset_id`
+        now stored; a job cancelled or failed meanwhile is left as it is."""
+        job = self.get(tenant_id, job_id)
+        if job.status.is_terminal:
+            return job
+        plan = self._plan(tenant_id, job_id, job.model_id, None, request, None)
+        model = self._store.get_model(tenant_id, job.model_id)
+        if model is not None:
+            self._store.update_model(model.model_copy(update={"dataset_id": request.dataset_id}))
+        self._launch(JobPlan(job, None, plan.spec))
+        return self.get(tenant_id, job_id)
 
     def _launch(self, plan: JobPlan) -> None:
         job = plan.job
