@@ -21,12 +21,14 @@ from .adapters.local.subprocess_launcher import (
 from .ports import BlobStore, EventBus, JobLauncher, JobStore, PoseProbe, SecretStore
 from .services.archives import ArchiveLimits
 from .services.datasets import DatasetService
+from .services.external_datasets import ExternalTrainingService, FetchLimits, run_in_daemon_thread
 from .services.job_events import JobEventsService
 from .services.jobs import STATUS_CHANGED, JobService
 from .services.models import ModelService
 from .services.platform_events import PlatformEventsService
 from .services.prediction import Predictor
 from .services.reaper import ReaperService
+from .services.tags import TagService
 from .services.tenants import TenantService
 from .services.uploads import ApiUploadTransport, PresignedPostTransport, UploadService, UploadTransport
 from .services.webhooks import WebhookService
@@ -49,6 +51,8 @@ class Services:
     models: ModelService
     webhooks: WebhookService
     uploads: UploadService
+    external_training: ExternalTrainingService  # seed 002: datasets pulled from S3 or Azure
+    tags: TagService  # seed 003's custom tags
     _threads: list[threading.Thread] = field(default_factory=list)
     _stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -233,4 +237,27 @@ def _wire(settings: Settings, adapters: Adapters) -> Services:
         models=ModelService(store, blobs, predictor, settings.presign_seconds),
         webhooks=webhooks,
         uploads=uploads,
+        external_training=ExternalTrainingService(
+            jobs,
+            datasets,
+            settings.tmp_root,
+            FetchLimits(
+                settings.max_archive_files, settings.max_archive_uncompressed_bytes, settings.max_upload_bytes
+            ),
+            # a download outlives the request: a thread of the local service; an API Lambda
+            # stops when it has answered, so AWS has no runner yet
+            run_in_daemon_thread if settings.backend == "local" else None,
+            settings.external_s3_endpoint,
+            settings.aws_region,
+        ),
+        tags=TagService(
+            store,
+            blobs,
+            jobs,
+            predictor,
+            tmp_root=settings.tmp_root,
+            max_image_pixels=settings.max_image_pixels,
+            embedder_wait_seconds=settings.tags_embedder_wait_seconds,
+            max_state_bytes=settings.tags_max_state_bytes,
+        ),
     )

@@ -103,6 +103,8 @@ class Task(StrEnum):
     CLASSIFICATION = "classification"
     POSE = "pose"
     DETECTION = "detection"
+    TAG = "tag"  # seed 003: one custom tag's classifier over the embedder's features
+    EMBEDDER = "embedder"  # seed 003: the frozen backbone custom tags are fitted on
 
 
 class Tenant(Record):

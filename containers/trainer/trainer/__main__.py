@@ -157,6 +157,13 @@ def train(
     environ: Mapping[str, str],
 ) -> None:
     task = hyperparameters.get("task", "classification")
+    if task in ("tag", "embedder"):  # seed 003's custom tags: tags.py and embedder.py
+        from .embedder import run_embedder_job  # noqa: PLC0415 - only these tasks load them
+        from .tags import run_tag_job  # noqa: PLC0415
+
+        run = run_tag_job if task == "tag" else run_embedder_job
+        run(hyperparameters, paths, emitter, environ)
+        return
     given: TrainingConfig | DetectionConfig
     if task == "classification":
         given = parse_config(hyperparameters)
@@ -165,7 +172,7 @@ def train(
     else:
         raise ConfigError(
             f"hyperparameter task={task!r} is not supported by this container "
-            "(classification or detection)"
+            "(classification, detection, tag or embedder)"
         )
     config = with_resolved_seed(given)
     if given.seed is None:
