@@ -29,7 +29,10 @@ TRAINING_CHANNEL = "training"
 
 BACKBONES = ("small_cnn", "mobilenet", "mobilenet_v2", "efficientnet_b0", "resnet50", "vgg16")
 MOBILENET_ALPHAS = (0.25, 0.5, 0.75, 1.0)
-EXPORT_FORMATS = ("keras", "onnx", "tflite")
+EXPORT_FORMATS = ("keras", "onnx", "tflite", "coreml", "torch", "pytorchmobile")
+# What a job makes when `exports` is not given: the formats that need no torch or coremltools
+# (those add seconds to a minute to a job and are made only when asked for).
+DEFAULT_EXPORTS = ("keras", "onnx", "tflite")
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class TrainingConfig:
     augment: bool = False
     lr_step_size: int = 10
     lr_gamma: float = 1.0
-    exports: tuple[str, ...] = EXPORT_FORMATS
+    exports: tuple[str, ...] = DEFAULT_EXPORTS
     # Fine-tune from the earlier model in channel `initial_model` (initial_model.py).
     initial_model: bool = False
 
@@ -113,7 +116,7 @@ _KNOWN_KEYS = frozenset(field.name for field in fields(TrainingConfig))
 
 def parse_exports(values: Mapping[str, Any]) -> tuple[str, ...]:
     """The `exports` hyperparameter (both tasks): a subset of EXPORT_FORMATS, onnx always in."""
-    requested = values.get("exports", list(EXPORT_FORMATS))
+    requested = values.get("exports", list(DEFAULT_EXPORTS))
     if not isinstance(requested, list) or not all(isinstance(f, str) for f in requested):
         raise ConfigError(
             f"hyperparameter exports={json.dumps(requested)} must be a list of strings"

@@ -1,5 +1,6 @@
-"""Model dir outputs: model.onnx (always, and checked), model.keras, model.tflite, and last
-trainyard_model.json, whose presence tells the launcher the model dir is complete."""
+"""Model dir outputs: model.onnx (always, and checked), model.keras, model.tflite, the Core ML
+and PyTorch exports of extra_exports.py, and last trainyard_model.json, whose presence tells
+the launcher the model dir is complete."""
 
 from __future__ import annotations
 
@@ -19,13 +20,21 @@ import tensorflow as tf
 
 from .contract import TrainingConfig
 from .errors import ExportCheckError
+from .extra_exports import EXTRA_EXPORT_FILES, export_extra_formats
 from .models import INPUT_NAME
 from .train import EpochMetrics
 
 log = logging.getLogger(__name__)
 
 MODEL_MANIFEST = "trainyard_model.json"
-EXPORT_FILES = {"keras": "model.keras", "onnx": "model.onnx", "tflite": "model.tflite"}
+EXPORT_FILES = {
+    "keras": "model.keras",
+    "onnx": "model.onnx",
+    "tflite": "model.tflite",
+    **EXTRA_EXPORT_FILES,
+}
+# The Core ML model's output (its ONNX name, tf2onnx's, says nothing to an app developer).
+COREML_CLASSIFIER_OUTPUT = "probabilities"
 ONNX_CHECK_MAX_IMAGES = 20
 ONNX_CHECK_TOLERANCE = 1e-4
 
@@ -190,8 +199,20 @@ def export_all(
         export_keras(model, model_dir / EXPORT_FILES["keras"])
     if "tflite" in config.exports:
         export_tflite(model, model_dir / EXPORT_FILES["tflite"], config.image_size)
+    extra = export_extra_formats(
+        model,
+        model_dir,
+        formats=config.exports,
+        onnx_path=onnx_path,
+        image_size=config.image_size,
+        input_name=check.input_name,
+        onnx_output_names=[check.output_name],
+        output_names=[COREML_CLASSIFIER_OUTPUT],
+        classes=classes,
+        check_images=check_images,
+    )
 
-    manifest: dict[str, Any] = finite(model_manifest(config, classes, check, final))
+    manifest: dict[str, Any] = finite({**model_manifest(config, classes, check, final), **extra})
     write_json_atomically(model_dir / MODEL_MANIFEST, manifest)
     return manifest
 

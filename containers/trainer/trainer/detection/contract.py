@@ -20,7 +20,7 @@ from jobkit.hyperparameters import (
     string,
 )
 
-from ..contract import parse_exports
+from ..contract import DEFAULT_EXPORTS, parse_exports
 
 BACKBONES = ("resnet_small", "resnet18", "resnet50")
 # keras-hub presets of the backbones that have ImageNet weights (baked into the image).
@@ -44,7 +44,7 @@ class DetectionConfig:
     augment: bool = True
     lr_step_size: int = 10
     lr_gamma: float = 1.0
-    exports: tuple[str, ...] = ("keras", "onnx", "tflite")
+    exports: tuple[str, ...] = DEFAULT_EXPORTS
 
     @property
     def uses_imagenet_weights(self) -> bool:

@@ -1,9 +1,11 @@
 """Detection model dir outputs: model.onnx (always, checked against Keras), model.keras (the
-keras-hub detector with its preprocessor and NMS), model.tflite, then trainyard_model.json.
+keras-hub detector with its preprocessor and NMS), model.tflite, Core ML and PyTorch exports
+(extra_exports.py), then trainyard_model.json.
 
-ONNX and TFLite are made from the export model (raw heads + anchor decoding + sigmoid), not
-from the detector, whose own export gives undecoded per-anchor deltas: every runtime then
-gets boxes in pixels and leaves only NMS to do (docs/job-contract.md, detection).
+ONNX, TFLite, Core ML and PyTorch are made from the export model (raw heads + anchor
+decoding + sigmoid), not from the detector, whose own export gives undecoded per-anchor
+deltas: every runtime then gets boxes in pixels and leaves only NMS to do
+(docs/job-contract.md, detection).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..export import (
     prepare_model_dir,
     write_json_atomically,
 )
+from ..extra_exports import export_extra_formats
 from ..train import EpochMetrics
 from .contract import DetectionConfig
 from .model import INPUT_NAME
@@ -157,6 +160,20 @@ def export_detection(
         export_tflite(
             export_model, model_dir / EXPORT_FILES["tflite"], config.image_size, INPUT_NAME
         )
-    manifest: dict[str, Any] = finite(detection_manifest(config, classes, check, final))
+    extra = export_extra_formats(
+        export_model,
+        model_dir,
+        formats=config.exports,
+        onnx_path=onnx_path,
+        image_size=config.image_size,
+        input_name=INPUT_NAME,
+        onnx_output_names=OUTPUTS,
+        output_names=OUTPUTS,
+        classes=classes,
+        check_images=check_images,
+    )
+    manifest: dict[str, Any] = finite(
+        {**detection_manifest(config, classes, check, final), **extra}
+    )
     write_json_atomically(model_dir / MODEL_MANIFEST, manifest)
     return manifest
