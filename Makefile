@@ -6,6 +6,9 @@ TRAINER_VENV := $(TRAINER_DIR)/.venv
 POSE_DIR := containers/pose
 POSE_VENV := $(POSE_DIR)/.venv
 JOBKIT_DIR := containers/jobkit
+# the stamp names Azurite's version, so changing the pin installs it again
+AZURITE_VERSION := 3.37.0
+AZURITE_STAMP := node_modules/.azurite-$(AZURITE_VERSION)
 
 .PHONY: run test test-service test-jobkit test-trainer test-pose lint typecheck venvs bench clean
 
@@ -14,7 +17,12 @@ run: venvs
 
 test: venvs lint typecheck test-service test-jobkit test-trainer test-pose
 
-venvs: $(VENV)/.installed $(TRAINER_VENV)/.installed $(POSE_VENV)/.installed
+venvs: $(VENV)/.installed $(TRAINER_VENV)/.installed $(POSE_VENV)/.installed $(AZURITE_STAMP)
+
+# Azurite, the Azure Storage emulator the seed 002 tests start (npm, pinned; no package.json)
+$(AZURITE_STAMP):
+	npm install --no-audit --no-fund --no-save --no-package-lock azurite@$(AZURITE_VERSION)
+	touch $@
 
 # A stamp per virtualenv: rebuilt when its requirements change, skipped otherwise.
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -62,4 +70,4 @@ bench: venvs
 	$(TRAINER_VENV)/bin/python bench/frozen_backbone.py
 
 clean:
-	rm -rf $(VENV) $(TRAINER_VENV) $(POSE_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TRAINER_VENV) $(POSE_VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,384 @@
+"""Training on a dataset kept in the caller's own cloud storage (seed 002's AI trainer): an
+S3 bucket or an Azure Blob container, given with the credentials to read it.
+
+The request is answered at once: the job and its model are recorded PENDING
+(JobService.record_awaiting_dataset) and a background worker then pulls the dataset
+(DOWNLOADING), stores it through DatasetService, the same readers and checks as an upload
+(DOWNLOADED), and launches the training. Any failure moves the job to FAILED with a message
+saying what went wrong, so the normal webhook machinery reports it.
+
+The credentials live only in this process's memory, in the worker's closure, for the download:
+they are never recorded in the job, logged, or returned, and every message that leaves the
+worker has them scrubbed out (a storage error may echo what it was sent).
+
+Source layout: `folder` is a prefix in the container holding the dataset's files
+(<class>/<image> or train|val/<class>/<image>; detection: COCO or YOLO), or with `zipped` the
+zip file itself (its key, or `<folder>.zip`, or the only .zip under `<folder>/`).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tarfile
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal, Protocol
+
+from ..domain import Job, JobStatus, Task
+from ..errors import InvalidInput, TrainyardError, Unavailable
+from .archives import CHUNK, safe_member_path
+from .datasets import DatasetService
+from .jobs import DetectionTrainJobRequest, JobService, TrainJobRequest
+
+log = logging.getLogger(__name__)
+
+StorageType = Literal["aws", "azure"]
+# Runs a download in the background; None where this deployment cannot (an API Lambda stops
+# when it has answered).
+BackgroundRunner = Callable[[Callable[[], None], str], None]
+
+
+def run_in_daemon_thread(work: Callable[[], None], name: str) -> None:
+    """The local stack's runner. A download cut short by a restart leaves its job unlaunched,
+    which start-up fails (JobService.settle_unlaunched)."""
+    threading.Thread(target=work, name=name, daemon=True).start()
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    max_files: int  # a folder's files
+    max_total_bytes: int  # a folder's bytes
+    max_archive_bytes: int  # a zipped dataset's size
+
+
+@dataclass(frozen=True)
+class ExternalSource:
+    """Where a dataset is and how to read it. repr=False on the credentials keeps them out of
+    any log line or traceback that prints the source."""
+
+    storage_type: StorageType
+    container: str
+    folder: str
+    zipped: bool
+    aws_access_key_id: str | None = field(default=None, repr=False)
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    azure_connection_string: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.storage_type == "aws" and not (self.aws_access_key_id and self.aws_secret_access_key):
+            raise InvalidInput(
+                "aws_access_key_id and aws_secret_access_key are required for storage_type aws"
+            )
+        if self.storage_type == "azure" and not self.azure_connection_string:
+            raise InvalidInput("azure_connection_string is required for storage_type azure")
+
+    @property
+    def description(self) -> str:
+        """The source as a client may see it: no credentials."""
+        return f"{self.container}/{self.folder}"
+
+    def secrets(self) -> list[str]:
+        """Every credential value, and each part of a connection string that is secret."""
+        values = [self.aws_access_key_id, self.aws_secret_access_key, self.azure_connection_string]
+        for part in (self.azure_connection_string or "").split(";"):
+            name, _, value = part.partition("=")
+            if name.strip().lower() in ("accountkey", "sharedaccesssignature"):
+                values.append(value)
+        return [v for v in values if v and len(v) >= 4]
+
+
+def scrub(message: str, secrets: list[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        message = message.replace(secret, "***")
+    return message
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class ObjectSource(Protocol):
+    """One bucket or container, read-only."""
+
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """(key, size) of every object whose key starts with `prefix`."""
+        ...
+
+    def open(self, key: str) -> Readable: ...
+
+
+class S3Objects:
+    def __init__(self, source: ExternalSource, endpoint_url: str | None, region: str | None) -> None:
+        import boto3  # noqa: PLC0415 - only S3 sources need it
+        from botocore.config import Config  # noqa: PLC0415
+
+        self._bucket = source.container
+        self._client = boto3.client(
+            "s3",
+            aws_access_key_id=source.aws_access_key_id,
+            aws_secret_access_key=source.aws_secret_access_key,
+            endpoint_url=endpoint_url,
+            region_name=region or "us-east-1",
+            config=Config(retries={"max_attempts": 2}, connect_timeout=10, read_timeout=60),
+        )
+
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+        for page in self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self._bucket, Prefix=prefix
+        ):
+            for item in page.get("Contents", []):
+                yield str(item["Key"]), int(item["Size"])
+
+    def open(self, key: str) -> IO[bytes]:
+        body: IO[bytes] = self._client.get_object(Bucket=self._bucket, Key=key)["Body"]
+        return body
+
+
+class AzureObjects:
+    def __init__(self, source: ExternalSource) -> None:
+        from azure.storage.blob import BlobServiceClient  # noqa: PLC0415 - only Azure sources need it
+
+        try:
+            service = BlobServiceClient.from_connection_string(
+                source.azure_connection_string or "", retry_total=2, connection_timeout=10, read_timeout=60
+            )
+        except ValueError as exc:
+            raise InvalidInput(f"azure_connection_string is not usable: {exc}") from None
+        self._container = service.get_container_client(source.container)
+
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+        for blob in self._container.list_blobs(name_starts_with=prefix or None):
+            yield str(blob.name), int(blob.size or 0)
+
+    def open(self, key: str) -> Readable:
+        return _StreamReader(self._container.download_blob(key).chunks())
+
+
+class _StreamReader:
+    """A file-like reader over the Azure SDK's chunk iterator."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if size < 0:
+            data, self._buffer = self._buffer, b""
+        else:
+            data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+
+def describe_storage_error(exc: Exception, source: ExternalSource) -> str:
+    """A storage SDK's error as a sentence naming the container and what the storage said."""
+    where = f"{'S3 bucket' if source.storage_type == 'aws' else 'Azure container'} {source.container!r}"
+    code = ""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):  # botocore ClientError
+        code = str(response.get("Error", {}).get("Code", ""))
+    code = code or str(getattr(exc, "error_code", "") or "")
+    if code in ("NoSuchBucket", "ContainerNotFound"):
+        return f"{where} does not exist"
+    if (
+        code
+        in (
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "AccessDenied",
+            "AuthorizationFailure",
+            "AuthenticationFailed",
+            "InvalidClientTokenId",
+        )
+        or "AUTHORIZATION" in code.upper()
+    ):
+        return f"{where}: the storage refused the credentials ({code.split('.')[-1]})"
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    return f"{where}: could not read the dataset: {first_line}"
+
+
+def _copy_capped(stream: Readable, target: Path, cap: int, what: str) -> int:
+    written = 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as out:
+        while chunk := stream.read(CHUNK):
+            written += len(chunk)
+            if written > cap:
+                raise InvalidInput(f"{what} is larger than {cap} bytes")
+            out.write(chunk)
+    return written
+
+
+def _folder_prefix(folder: str) -> str:
+    folder = folder.strip("/")
+    return f"{folder}/" if folder else ""
+
+
+def fetch_dataset(objects: ObjectSource, source: ExternalSource, workdir: Path, limits: FetchLimits) -> Path:
+    """Download the dataset into `workdir` and return an archive of it for DatasetService:
+    the zip itself, or a plain tar of the folder's files (extracted and checked there as any
+    upload is)."""
+    if source.zipped:
+        return _fetch_zip(objects, source, workdir, limits)
+    prefix = _folder_prefix(source.folder)
+    files: list[tuple[str, int]] = []
+    total = 0
+    for key, size in objects.list(prefix):
+        if key.endswith("/"):  # a "directory" marker some tools create
+            continue
+        files.append((key, size))
+        total += size
+        if len(files) > limits.max_files:
+            raise InvalidInput(f"folder {source.folder!r} holds more than {limits.max_files} files")
+        if total > limits.max_total_bytes:
+            raise InvalidInput(f"folder {source.folder!r} holds more than {limits.max_total_bytes} bytes")
+    if not files:
+        raise InvalidInput(
+            f"folder {source.folder!r} in container {source.container!r} is empty or does not exist"
+        )
+    root = workdir / "folder"
+    budget = limits.max_total_bytes
+    for key, _ in files:
+        relative = safe_member_path(key[len(prefix) :])
+        budget -= _copy_capped(
+            objects.open(key), root.joinpath(*relative.parts), budget, f"folder {source.folder!r}"
+        )
+    archive = workdir / "dataset.tar"
+    with tarfile.open(archive, "w") as tar:
+        for key, _ in files:
+            name = key[len(prefix) :]
+            tar.add(root / name, arcname=name)
+    shutil.rmtree(root, ignore_errors=True)
+    return archive
+
+
+def _fetch_zip(objects: ObjectSource, source: ExternalSource, workdir: Path, limits: FetchLimits) -> Path:
+    folder = source.folder.strip("/")
+    found = {key: size for key, size in objects.list(folder) if not key.endswith("/")}
+    inside = [key for key in found if key.startswith(f"{folder}/") and key.lower().endswith(".zip")]
+    if folder in found:
+        key = folder
+    elif f"{folder}.zip" in found:
+        key = f"{folder}.zip"
+    elif len(inside) == 1:
+        key = inside[0]
+    else:
+        raise InvalidInput(
+            f"zipped: no zip file at {folder!r} in container {source.container!r}"
+            + (f" (several under {folder}/: {', '.join(sorted(inside)[:5])})" if inside else "")
+            + "; name the .zip itself in folder"
+        )
+    if found[key] > limits.max_archive_bytes:
+        raise InvalidInput(f"{key} is larger than {limits.max_archive_bytes} bytes")
+    archive = workdir / "dataset.zip"
+    _copy_capped(objects.open(key), archive, limits.max_archive_bytes, key)
+    return archive
+
+
+@dataclass(frozen=True)
+class ExternalTraining:
+    """What to train once the dataset is in: the request's dataset_id is filled in then."""
+
+    tenant_id: str
+    job_id: str
+    dataset_name: str
+    request: TrainJobRequest | DetectionTrainJobRequest
+    source: ExternalSource
+
+
+class ExternalTrainingService:
+    def __init__(
+        self,
+        jobs: JobService,
+        datasets: DatasetService,
+        tmp_root: Path,
+        limits: FetchLimits,
+        runner: BackgroundRunner | None,
+        s3_endpoint: str | None = None,
+        aws_region: str | None = None,
+    ) -> None:
+        self._jobs = jobs
+        self._datasets = datasets
+        self._tmp_root = tmp_root
+        self._limits = limits
+        self._runner = runner
+        self._s3_endpoint = s3_endpoint
+        self._aws_region = aws_region
+
+    def check_available(self) -> None:
+        if self._runner is None:
+            raise Unavailable("training on datasets in external storage runs on the local stack only for now")
+
+    def start(self, training: ExternalTraining) -> Job:
+        """Record the job (PENDING) and start its download; returns the recorded job."""
+        self.check_available()
+        assert self._runner is not None
+        job = self._jobs.record_awaiting_dataset(training.tenant_id, training.job_id, training.request)
+        self._runner(lambda: self.run(training), f"external-dataset-{training.job_id}")
+        return job
+
+    def _objects(self, source: ExternalSource) -> ObjectSource:
+        if source.storage_type == "aws":
+            return S3Objects(source, self._s3_endpoint, self._aws_region)
+        return AzureObjects(source)
+
+    def run(self, training: ExternalTraining) -> None:
+        """The download and launch; every failure ends the job FAILED with a scrubbed message."""
+        source, job_id = training.source, training.job_id
+        try:
+            if self._jobs.transition(job_id, JobStatus.DOWNLOADING) is None:
+                return  # cancelled before the download began
+            task = Task(training.request.task)
+            self._tmp_root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix="external-", dir=self._tmp_root) as scratch:
+                archive = self._download(source, Path(scratch))
+                dataset = self._datasets.create_from_archive(
+                    training.tenant_id, training.dataset_name, archive, task, archive.name
+                )
+            if self._jobs.transition(job_id, JobStatus.DOWNLOADED) is None:
+                return
+            request = training.request.model_copy(update={"dataset_id": dataset.id})
+            self._jobs.launch_with_dataset(training.tenant_id, job_id, request)
+        except TrainyardError as exc:
+            self._fail(job_id, f"dataset {source.description}: {exc.message}", source)
+        except Exception as exc:  # a bug: logged (scrubbed), and the job still ends
+            log.error("external dataset job %s failed: %s", job_id, scrub(repr(exc), source.secrets()))
+            self._fail(
+                job_id, f"dataset {source.description}: internal error ({exc.__class__.__name__})", source
+            )
+
+    def _download(self, source: ExternalSource, workdir: Path) -> Path:
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        storage_errors: tuple[type[Exception], ...] = (ClientError, BotoCoreError)
+        if source.storage_type == "azure":
+            from azure.core.exceptions import AzureError  # noqa: PLC0415
+
+            storage_errors = (AzureError,)
+        try:
+            return fetch_dataset(self._objects(source), source, workdir, self._limits)
+        except storage_errors as exc:
+            raise InvalidInput(describe_storage_error(exc, source)) from None
+
+    def _fail(self, job_id: str, message: str, source: ExternalSource) -> None:
+        message = scrub(message, source.secrets())
+        log.info("external dataset job %s failed: %s", job_id, message)
+        self._jobs.transition(job_id, JobStatus.FAILED, error=message)
+
+
+def plain_summary(source: ExternalSource) -> dict[str, Any]:
+    """The source's fields that may be stored or shown: everything but the credentials."""
+    return {
+        "storage_type": source.storage_type,
+        "container": source.container,
+        "folder": source.folder,
+        "zipped": source.zipped,
+    }
