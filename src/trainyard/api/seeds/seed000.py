@@ -393,11 +393,11 @@ def list_dataset_images(
     """Not in the seed document: the integer image ids PUT /models/feed/<id> accepts."""
     target = services.datasets.get(tenant, _dataset_id(services, tenant, dataset_id)).id
     numbers = SeedNumbers(services.store, tenant, IMAGES)
-    listed = []
+    listed: list[dict[str, Any]] = []
     for image in services.store.list_images(tenant, target):
         number = numbers.number_of(image.id, {"dataset_id": target, "label": image.label})
         alias = numbers.get(number)
-        metadata = {} if alias is None else alias.data
+        metadata: dict[str, Any] = {} if alias is None else alias.data
         listed.append(
             {
                 "id": number,
