@@ -189,7 +189,8 @@ class ModelFeeder:
         # timestamps follow the entries' order: that pairs each stored image with its metadata.
         added_images = [i for i in self._store.list_images(tenant_id, base.dataset_id) if i.id not in before]
         added_images.sort(key=lambda i: i.created_at)
-        params = {k: v for k, v in base.params.items() if k not in ("exports", "initial_model_id")}
+        # the model's training parameters; what else its record keeps (exports, lineage) is not one
+        params = {k: v for k, v in base.params.items() if k in ClassifierParams.model_fields}
         request = TrainJobRequest(
             type="train",
             dataset_id=base.dataset_id,
