@@ -108,6 +108,29 @@ def test_bad_feeds_store_nothing(
     assert len(client.get("/v1/jobs").json()["items"]) == 1
 
 
+@pytest.mark.parametrize(
+    ("change", "status", "named"),
+    [
+        ({"initial_model_id": "mdl_missing"}, 404, "mdl_missing"),
+        ({"params": {"image_size": 64}}, 422, "params.image_size"),
+        ({"params": {"backbone": "mobilenet_v2", "image_size": 32}}, 422, "params.backbone"),
+    ],
+)
+def test_fine_tuning_jobs_check_the_initial_model(
+    client: TestClient, first_version: dict[str, Any], change: dict[str, Any], status: int, named: str
+) -> None:
+    """The core route behind the feed: an unknown initial model or another architecture is
+    refused before anything is recorded."""
+    body = {"type": "train", "dataset_id": first_version["dataset"]["dataset_id"], "model_name": "m",
+            "initial_model_id": first_version["view"]["model_id"], "params": {"image_size": 32}}  # fmt: skip
+    jobs_before = len(client.get("/v1/jobs").json()["items"])
+    response = client.post("/v1/jobs", json={**body, **change})
+    assert response.status_code == status, response.text
+    assert named in response.json()["message"]
+    assert len(client.get("/v1/jobs").json()["items"]) == jobs_before
+
+
+# Last in this module: it ends by deleting the model the tests above use.
 def test_feeding_a_new_class_makes_a_version_that_predicts_it(
     client: TestClient, first_version: dict[str, Any]
 ) -> None:
