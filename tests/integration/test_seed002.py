@@ -23,6 +23,7 @@ from tests.synthetic_detection import detection_samples, yolo_files
 from trainyard.bootstrap import Services
 from trainyard.domain import JobStatus
 from trainyard.services.webhooks import verify
+from trainyard.settings import Settings
 
 SEED_STATUSES = {"PENDING", "DOWNLOADIND", "DOWNLOADED", "RUNNING", "EXPORTING", "SUCCESS", "FAILED"}
 STATUS_FIELDS = {
@@ -50,10 +51,19 @@ def azure() -> Iterator[AzureEmulator]:
 
 
 @pytest.fixture
-def seed_client(client: TestClient, services: Services, s3: S3Emulator, api_key: str) -> TestClient:
-    """The app with S3 sources pointed at the moto server; the seed's clients send the key itself."""
-    services.settings = services.settings.model_copy(update={"external_s3_endpoint": s3.endpoint})
-    services.external_training._s3_endpoint = s3.endpoint
+def settings(tmp_path: Path, s3: S3Emulator) -> Settings:
+    """tests/conftest.py's settings, with S3 sources pointed at the moto server."""
+    return Settings(
+        home=tmp_path / "home",
+        webhook_backoff_seconds=0.1,
+        cancel_grace_seconds=3,
+        external_s3_endpoint=s3.endpoint,
+    )
+
+
+@pytest.fixture
+def seed_client(client: TestClient, api_key: str) -> TestClient:
+    """The seed's clients send the key itself in Authorization."""
     client.headers["Authorization"] = api_key
     return client
 
@@ -173,8 +183,11 @@ def test_every_route_needs_the_token(client: TestClient) -> None:
     assert response.status_code == 401
     assert response.json()["status"] == "FAILED" and "token" in response.json()["message"]
     assert response.json()["project_name"] == "teeth" and response.json()["profile_id"] == "profile-1"
-    response = client.get("/statustraining/profile-1/teeth")
-    assert response.status_code == 401 and response.json()["result"] == "FAILED"
+    response = client.post("/seeds/002/starttraining", json=start_body())
+    assert response.status_code == 401 and response.json()["status"] == "FAILED"
+    for path in ("/statustraining/profile-1/teeth", "/seeds/002/statustraining/profile-1/teeth"):
+        response = client.get(path)
+        assert response.status_code == 401 and response.json()["result"] == "FAILED"
 
 
 # --- the whole flow: S3 folder (train/val) → training → SUCCESS + webhook --------------------
@@ -412,13 +425,21 @@ def test_source_failures_end_failed_with_a_message_and_a_webhook(
 def test_defaults_are_the_documented_ones(
     seed_client: TestClient, services: Services, s3: S3Emulator
 ) -> None:
-    """Only the mandatory fields (and export, see start_body): epochs 10, learning_rate 0.01,
-    image_size 224, batch_size 36, step_size 10, gamma 0.1. The source is empty, so nothing trains."""
+    """Only the mandatory fields: epochs 10, learning_rate 0.01, image_size 224, batch_size 36,
+    step_size 10, gamma 0.1, export ["onnx", "coreml"], no webhook. The source is empty, so
+    nothing trains."""
+    optional = (
+        "epochs",
+        "learning_rate",
+        "image_size",
+        "batch_size",
+        "step_size",
+        "gamma",
+        "export",
+        "webhook_url",
+    )
     mandatory = {
-        k: v
-        for k, v in start_body(**aws_keys(s3), container="present").items()
-        if k
-        not in ("epochs", "learning_rate", "image_size", "batch_size", "step_size", "gamma", "webhook_url")
+        k: v for k, v in start_body(**aws_keys(s3), container="present").items() if k not in optional
     }
     s3.put_files("present", {})
     response = seed_client.post("/starttraining/", json=mandatory)
@@ -429,6 +450,7 @@ def test_defaults_are_the_documented_ones(
     params = job.params
     assert (params["epochs"], params["learning_rate"], params["image_size"]) == (10, 0.01, 224)
     assert (params["batch_size"], params["lr_step_size"], params["lr_gamma"]) == (36, 10, 0.1)
+    assert params["exports"] == ["onnx", "coreml"]
 
 
 # --- bad requests: the documented FAILED form, nothing stored -------------------------------
