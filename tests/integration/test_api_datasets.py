@@ -228,3 +228,17 @@ def test_a_decompression_bomb_image_is_refused(client: TestClient, services: Ser
     response = upload(client, archive)
     assert response.status_code == 422 and "a/bomb.png" in response.json()["message"]
     assert_nothing_stored(client, services)
+
+
+@pytest.mark.parametrize("task", ["tag", "embedder", "segmentation"])
+def test_a_dataset_for_a_task_that_takes_no_dataset_is_refused(
+    client: TestClient, services: Services, task: str
+) -> None:
+    response = client.post(
+        "/v1/datasets",
+        data={"name": "shapes", "task": task},
+        files={"file": ("shapes.zip", class_folder_zip(2, seed=1), "application/zip")},
+    )
+    assert response.status_code == 422
+    assert response.json()["message"] == "task: must be one of classification, pose, detection"
+    assert_nothing_stored(client, services)

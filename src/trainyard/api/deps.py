@@ -69,12 +69,18 @@ def check_declared_size(request: Request, limit: int) -> None:
         )
 
 
+# the tasks a dataset upload can be for (tags and embedders are seed 003's jobs, not datasets)
+DATASET_TASKS = (Task.CLASSIFICATION, Task.POSE, Task.DETECTION)
+
+
 def parse_task(value: object) -> Task:
     """A dataset's task from a form or JSON field; classification when absent."""
-    try:
-        return Task.CLASSIFICATION if value is None else Task(str(value))
-    except ValueError:
-        raise InvalidInput(f"task: must be one of {', '.join(t.value for t in Task)}") from None
+    if value is None:
+        return Task.CLASSIFICATION
+    task = next((t for t in DATASET_TASKS if t.value == str(value)), None)
+    if task is None:
+        raise InvalidInput(f"task: must be one of {', '.join(t.value for t in DATASET_TASKS)}")
+    return task
 
 
 def reject_unknown_fields(body: dict[str, Any], allowed: set[str]) -> None:
