@@ -170,3 +170,7 @@ def test_a_training_still_running_answers_202_and_the_previous_model_keeps_answe
     assert outcome.finished and outcome.job.status is JobStatus.SUCCEEDED, outcome.job.error
     newest = digits.current_model(DEFAULT_TENANT)
     assert newest is not None and newest.id == attribute(response.text, "data-model-id") != first.id
+    # deleting it through the core API falls back to the model before
+    assert client.delete(f"/v1/models/{newest.id}").status_code == 204
+    fallback = digits.current_model(DEFAULT_TENANT)
+    assert fallback is not None and fallback.id == first.id
