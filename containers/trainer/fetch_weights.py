@@ -16,7 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from trainer.detection.contract import IMAGENET_PRESETS
+from trainer.embedder import CLASS_INDEX_FILE, WITH_TOP_FILE
 from trainer.weights import (
     KERAS_HUB_PRESETS_DIR,
     MOBILENET_SIZES,
@@ -49,6 +52,13 @@ def main() -> int:
         build(include_top=False, weights="imagenet", **options)
         keras.backend.clear_session()
 
+    # Seed 003's base model: MobileNetV2 with its ImageNet classifier, and the class names,
+    # which decode_predictions caches as models/imagenet_class_index.json (trainer/embedder.py)
+    print("fetching MobileNetV2 with its ImageNet top and the class index", flush=True)
+    applications.MobileNetV2(include_top=True, weights="imagenet")
+    applications.imagenet_utils.decode_predictions(np.zeros((1, 1000)))
+    keras.backend.clear_session()
+
     # Detection encoders: keras-hub presets (Kaggle), saved as plain preset directories that
     # the trainer loads with from_preset(<dir>) and no network.
     import keras_hub  # noqa: PLC0415
@@ -60,8 +70,8 @@ def main() -> int:
         keras.backend.clear_session()
 
     models_dir = Path(keras_home) / "models"
-    missing = [name for name in all_imagenet_weights_file_names()
-               if not (models_dir / name).is_file()]  # fmt: skip
+    expected = [*all_imagenet_weights_file_names(), WITH_TOP_FILE, CLASS_INDEX_FILE]
+    missing = [name for name in expected if not (models_dir / name).is_file()]
     if missing:
         print(f"missing after download: {', '.join(missing)}", file=sys.stderr)
         return 1
