@@ -12,8 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Backbone = Literal["small_cnn", "mobilenet", "mobilenet_v2", "efficientnet_b0", "resnet50", "vgg16"]
 MOBILENET_ALPHAS = (0.25, 0.5, 0.75, 1.0)
-ExportFormat = Literal["keras", "onnx", "tflite"]
-EXPORT_FORMATS: tuple[ExportFormat, ...] = ("keras", "onnx", "tflite")
+ExportFormat = Literal["keras", "onnx", "tflite", "coreml", "torch", "pytorchmobile"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("keras", "onnx", "tflite", "coreml", "torch", "pytorchmobile")
+# Made when a job names no exports: the Core ML and PyTorch conversions add seconds to a minute
+# to a job, so they are made only when asked for (docs/job-contract.md).
+DEFAULT_EXPORTS: tuple[ExportFormat, ...] = ("keras", "onnx", "tflite")
 
 
 class ClassifierParams(BaseModel):
@@ -156,7 +159,7 @@ class PoseInferParams(BaseModel):
 
 def normalise_exports(requested: list[str] | None) -> list[str]:
     """The export formats a job will produce: ONNX always, since prediction runs on it."""
-    chosen: list[str] = list(EXPORT_FORMATS) if requested is None else list(dict.fromkeys(requested))
+    chosen: list[str] = list(DEFAULT_EXPORTS) if requested is None else list(dict.fromkeys(requested))
     unknown = [f for f in chosen if f not in EXPORT_FORMATS]
     if unknown:
         raise ValueError(f"unknown export format(s) {unknown}; supported: {', '.join(EXPORT_FORMATS)}")

@@ -28,7 +28,7 @@ def dataset_id(client: TestClient) -> str:
         ({"type": "predict"}, 422, "type"),
         ({"task": "segmentation"}, 422, "task"),
         ({"model_name": ""}, 422, "model_name"),
-        ({"exports": ["coreml"]}, 422, "coreml"),
+        ({"exports": ["caffe2"]}, 422, "caffe2"),
         ({"webhook_url": "ftp://example.com"}, 422, "webhook_url"),
         ({"surprise": 1}, 422, "surprise"),
         ({"dataset_id": "ds_missing"}, 404, "ds_missing"),

@@ -49,8 +49,14 @@ def test_alpha_needs_mobilenet_and_small_cnn_has_no_imagenet_weights() -> None:
 def test_exports_always_include_onnx_and_refuse_unknown_formats() -> None:
     assert normalise_exports(None) == ["keras", "onnx", "tflite"]
     assert normalise_exports(["tflite"]) == ["tflite", "onnx"]
-    with pytest.raises(ValueError, match="coreml"):
-        normalise_exports(["coreml"])
+    assert normalise_exports(["coreml", "torch", "pytorchmobile", "coreml"]) == [
+        "coreml",
+        "torch",
+        "pytorchmobile",
+        "onnx",
+    ]
+    with pytest.raises(ValueError, match="caffe2"):
+        normalise_exports(["caffe2"])
 
 
 def test_hyperparameters_are_json_strings_as_sagemaker_requires() -> None:

@@ -8,7 +8,7 @@ import pytest
 from conftest import encode_hyperparameters
 
 from jobkit.hyperparameters import decode_hyperparameters, read_hyperparameters
-from trainer.contract import EXPORT_FORMATS, TrainingConfig, parse_config, with_resolved_seed
+from trainer.contract import DEFAULT_EXPORTS, TrainingConfig, parse_config, with_resolved_seed
 from trainer.errors import ConfigError
 
 
@@ -134,7 +134,13 @@ def test_job_id_task_and_unknown_keys() -> None:
 def test_onnx_is_always_exported_in_canonical_order_without_repeats() -> None:
     assert parse(exports=[]).exports == ("onnx",)
     assert parse(exports=["tflite", "keras", "tflite"]).exports == ("keras", "onnx", "tflite")
-    assert parse().exports == EXPORT_FORMATS
+    assert parse().exports == DEFAULT_EXPORTS == ("keras", "onnx", "tflite")
+    assert parse(exports=["pytorchmobile", "coreml", "torch"]).exports == (
+        "onnx",
+        "coreml",
+        "torch",
+        "pytorchmobile",
+    )
 
 
 def test_missing_or_broken_hyperparameters_file(tmp_path: Path) -> None:

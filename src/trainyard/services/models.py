@@ -21,6 +21,9 @@ EXPORT_MEDIA_TYPES = {
     "keras": "application/zip",
     "onnx": "application/octet-stream",
     "tflite": "application/octet-stream",
+    "coreml": "application/zip",  # model.mlpackage/ (a directory) zipped
+    "torch": "application/octet-stream",  # TorchScript, for torch.jit.load
+    "pytorchmobile": "application/octet-stream",  # lite interpreter, for _load_for_lite_interpreter
     "sleap": "application/zip",  # a pose model's sleap-nn model dir(s), for `sleap-nn predict`
 }
 RESULT_MEDIA_TYPES = {
