@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ TRAINING_COUNTER = "004.training"
 MODEL_IMAGE_SIZE = 32
 INK_THRESHOLD = 40  # 0-255: fainter pixels (anti-aliasing, compression noise) are not ink
 EMPTY_DRAWING = "The drawing is empty: draw a digit first."
+INTEGER = re.compile(r"[+-]?[0-9]+")
+INTEGER_ROW = re.compile(r"[+-]?[0-9]+(?:,[+-]?[0-9]+)*")
 NO_MODEL = "No digit model is trained yet: train one with your CSV files first (POST /training)."
 
 
@@ -70,11 +73,10 @@ def _bad_cell(row: list[str], where: str) -> InvalidInput:
     """The first cell of `row` that is not an integer in its range, as an error naming it."""
     for column, cell in enumerate(row):
         text = cell.strip()
-        try:
-            value = int(text)
-        except ValueError:
+        if not INTEGER.fullmatch(text):
             what = "label" if column == 0 else f"pixel {column}"
             return InvalidInput(f"{where}, column {column + 1} ({what}): {cell!r} is not an integer")
+        value = int(text)
         high = 9 if column == 0 else 255
         if not 0 <= value <= high:
             what = "label" if column == 0 else f"pixel {column}"
@@ -112,9 +114,13 @@ def parse_digit_csv(data: bytes, field: str, max_rows: int = MAX_CSV_ROWS) -> Di
             continue
         if len(labels) == max_rows:
             raise InvalidInput(f"{field}: more than {max_rows} rows")
+        cells = [cell.strip() for cell in row]
+        # numpy alone would also take "1_0" and non-ASCII digits: the row is matched first
+        if not INTEGER_ROW.fullmatch(",".join(cells)):
+            raise _bad_cell(row, where)
         try:
-            values = np.array([cell.strip() for cell in row], dtype=np.int64)
-        except (ValueError, OverflowError):
+            values = np.array(cells, dtype=np.int64)
+        except OverflowError:
             raise _bad_cell(row, where) from None
         if not (0 <= values[0] <= 9 and values[1:].min() >= 0 and values[1:].max() <= 255):
             raise _bad_cell(row, where)
