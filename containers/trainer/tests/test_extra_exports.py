@@ -198,11 +198,25 @@ def test_detector_exports_load_back_with_boxes_and_scores(tmp_path: Path) -> Non
 def test_a_runtime_that_disagrees_with_onnx_fails_the_export() -> None:
     expected = [np.zeros((2, 3), np.float32)]
     close = [np.full((2, 3), 1e-6, np.float32)]
-    assert _compare("torch", close, expected, ["probabilities"]) == pytest.approx(1e-6)
+    checked = _compare("torch", close, expected, ["probabilities"], 32)
+    assert checked == {"probabilities": pytest.approx(1e-6)}
     with pytest.raises(ExportCheckError, match=r"output probabilities differs from ONNX Runtime"):
-        _compare("torch", [np.full((2, 3), 0.01, np.float32)], expected, ["probabilities"])
+        _compare("torch", [np.full((2, 3), 0.01, np.float32)], expected, ["probabilities"], 32)
     with pytest.raises(ExportCheckError, match=r"has shape \(2, 2\), ONNX has \(2, 3\)"):
-        _compare("pytorchmobile", [np.zeros((2, 2), np.float32)], expected, ["probabilities"])
+        _compare("pytorchmobile", [np.zeros((2, 2), np.float32)], expected, ["probabilities"], 32)
+
+
+def test_box_corners_are_compared_relative_to_the_box_size() -> None:
+    """A 2000-px box (an untrained detector's) may be off by 0.5 px; a 10-px one may not."""
+    big = np.array([[[-1000.0, -1000.0, 1000.0, 1000.0]]], np.float32)
+    off = big + np.float32(0.5)
+    checked = _compare("torch", [off], [big], ["boxes"], 64)
+    assert checked["boxes"] == pytest.approx(0.5 / 1000)
+    small = np.array([[[10.0, 10.0, 20.0, 20.0]]], np.float32)
+    with pytest.raises(
+        ExportCheckError, match=r"output boxes .* of the box's size \(limit 0.001\)"
+    ):
+        _compare("torch", [small + np.float32(0.5)], [small], ["boxes"], 64)
 
 
 def test_torch_and_coremltools_are_imported_only_when_a_format_needs_them() -> None:
