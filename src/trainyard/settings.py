@@ -64,8 +64,9 @@ class Settings(BaseSettings):
     chat_api_key: str | None = None
     chat_model: str = "gpt-4o-mini"
     chat_timeout_seconds: float = Field(30.0, gt=0)
-    # seed 004's POST /training waits this long for its job before answering that it still runs
-    digits_training_wait_seconds: float = Field(1800.0, ge=0)
+    # seed 004's POST /training waits this long for its job before answering that it still
+    # runs. Unset: 30 minutes locally; 20 s on AWS, inside API Gateway's 29 s request limit.
+    digits_training_wait_seconds: float | None = Field(None, ge=0)
 
     # seed 003 (custom tags): how long a request waits for the tenant's embedder job (the
     # first one builds it) before answering base_model_not_ready; a state tar's size cap
@@ -110,6 +111,12 @@ class Settings(BaseSettings):
         if self.seed_anonymous_access is None:
             return self.backend == "local"
         return self.seed_anonymous_access
+
+    @property
+    def digits_training_wait(self) -> float:
+        if self.digits_training_wait_seconds is None:
+            return 1800.0 if self.backend == "local" else 20.0
+        return self.digits_training_wait_seconds
 
     @property
     def resolved_trainer_python(self) -> Path:

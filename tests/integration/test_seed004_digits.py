@@ -26,6 +26,7 @@ from trainyard.services.digits import (
     mnist_style,
     parse_digit_csv,
 )
+from trainyard.settings import Settings
 
 ROWS = digit_rows(12, seed=5)
 MAX_PIXELS = 10_000_000
@@ -210,3 +211,9 @@ def test_training_page_success_failure_cancel_and_pending() -> None:
     assert cancelled.status_code == 409 and "cancelled" in cancelled.body.decode()
     pending = _training_page(DigitTraining(job(JobStatus.RUNNING, current_epoch=3), False))
     assert pending.status_code == 202 and "epoch 3 of 12" in pending.body.decode()
+
+
+def test_training_wait_defaults_to_fit_each_backend() -> None:
+    assert Settings(backend="local").digits_training_wait == 1800
+    assert Settings(backend="aws").digits_training_wait == 20  # API Gateway ends requests at 29 s
+    assert Settings(backend="aws", digits_training_wait_seconds=5).digits_training_wait == 5

@@ -121,7 +121,7 @@ async def training(request: Request, services: ServicesDep, tenant: SeedTenantDe
     test_csv = await _csv_file(form, "file2", "the test set", settings.max_upload_bytes)
     digits = _digits(services)
     job = await run_in_threadpool(digits.start_training, tenant, train_csv, test_csv, epochs)
-    outcome = await run_in_threadpool(digits.wait, tenant, job.id, settings.digits_training_wait_seconds)
+    outcome = await run_in_threadpool(digits.wait, tenant, job.id, settings.digits_training_wait)
     return _training_page(outcome)
 
 
