@@ -183,6 +183,24 @@ def test_example_1_verbatim_starts_a_training_of_the_mapped_backbone(
     assert HTTP_DATE.match(info["finished_training_at"]), info
 
 
+def test_a_labels_package_in_a_7z_is_a_dataset_too(
+    client: TestClient, services: Services, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """SLEAP's own export, a .pkg.slp with the frames embedded, packed alone in the 7z."""
+    package = synthetic_pose_data(tmp_path_factory.mktemp("pkg"), "pkg", frames=4, video_frames=2)
+    dataset = b64(seven_zip_of({"labels.pkg.slp": (package / "labels.pkg.slp").read_bytes()}))
+    response = client.post(
+        "/api/train-network", json=with_dataset(TRAIN_EXAMPLE_1, dataset, backbone_model="unet")
+    )
+    assert response.status_code == 200, response.text
+    alias = services.store.get_alias("default", "001.model", response.json()["model_uid"])
+    assert alias is not None
+    services.jobs.cancel("default", alias.data["job_id"])  # only the upload is under test here
+    stored_dataset = services.datasets.get("default", alias.data["dataset_id"])
+    assert stored_dataset.classes == NODES and stored_dataset.details["labeled_frames"] == 4
+    assert stored_dataset.details["labels"].endswith("labels.pkg.slp")
+
+
 @pytest.fixture(scope="module")
 def trained(client: TestClient, services: Services, dataset_b64: str) -> dict[str, Any]:
     """Example 1 replayed with a real dataset and backbone_model "leap" (a UNet, quick on a
