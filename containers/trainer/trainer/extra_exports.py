@@ -9,7 +9,7 @@
   and run on the check images, and must agree with ONNX Runtime, or the job fails.
 
 Every format takes the same input as the ONNX file (float32 NHWC RGB pixels 0..255, see the
-manifest's `input`) and gives the same outputs, in the manifest's `outputs` order.
+manifest's `input`) and gives the same outputs in the same order (docs/job-contract.md).
 torch and coremltools are imported here only, when one of these formats is requested.
 """
 
