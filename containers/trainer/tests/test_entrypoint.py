@@ -160,7 +160,7 @@ def test_an_unknown_task_fails_the_job_naming_the_tasks(tmp_path: Path) -> None:
     assert _run_main(job) == 1
     assert job.failure_file.read_text().startswith(
         "hyperparameter task='segmentation' is not supported by this container "
-        "(classification or detection)"
+        "(classification, detection, tag or embedder)"
     )
 
 
