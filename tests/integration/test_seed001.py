@@ -527,3 +527,58 @@ def test_unknown_results_are_404_and_bad_ids_422(client: TestClient) -> None:
         client.get("/api/video-inference/two"), 422, "path.results_id: Input should be a valid integer"
     )
     assert_error(client.get("/api/video-inference/0"), 422, "path.results_id")
+
+
+def test_another_tenant_cannot_see_a_model_or_its_results(
+    client: TestClient, services: Services, trained: dict[str, Any], inferred: dict[str, Any]
+) -> None:
+    _, _, key = services.tenants.create_tenant("other lab")
+    other = {"Authorization": key}  # the bare key, as seed clients put it, or Bearer <key>
+    uid, results_id = trained["answer"]["model_uid"], inferred["answer"]["results_id"]
+    for route in ("/api/learning-stats", "/api/model-info"):
+        assert_error(
+            client.get(route, params={"model_uid": uid}, headers=other), 404, f"model_uid {uid} not found"
+        )
+    assert_error(client.get(f"/api/video-inference/{results_id}", headers=other), 404, "not found")
+    request = {"file_name": "a.mp4", "model_uid": uid, "video_base64": "AAAA"}
+    assert_error(client.post("/api/video-inference", json=request, headers=other), 404, "not found")
+
+
+def test_a_dataset_over_the_inline_limit_is_413(tmp_path: Path) -> None:
+    services = bootstrap(Settings(home=tmp_path / "home", max_inline_bytes=4096))
+    with TestClient(create_app(services)) as small:
+        body = with_dataset(TRAIN_EXAMPLE_1, "A" * 100_000)  # over 4096 * 4/3 + the JSON's allowance
+        assert_error(small.post("/api/train-network", json=body), 413, "inline limit")
+        # within the body's allowance (a third more for base64) but over once decoded
+        decoded_too_big = with_dataset(TRAIN_EXAMPLE_1, b64(b"7z" * 2500))
+        assert_error(
+            small.post("/api/train-network", json=decoded_too_big), 413, "the decoded file is 5000 bytes"
+        )
+        assert stored(services) == {
+            "datasets": [],
+            "jobs": [],
+            "models": [],
+            "aliases": [],
+            "blobs": [],
+            "tmp": [],
+        }
+
+
+def test_the_openapi_document_describes_the_json_bodies(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    train = paths["/seeds/001/api/train-network"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
+    config = train["properties"]["training_config"]
+    assert set(config["required"]) == set(CONFIG)
+    assert config["properties"]["backbone_model"]["enum"] == [
+        "unet",
+        "leap",
+        "hourglass",
+        "resnet",
+        "pretrained_encoder",
+    ]
+    video = paths["/seeds/001/api/video-inference"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
+    assert set(video["required"]) == {"video_base64", "file_name", "model_uid"}

@@ -160,6 +160,26 @@ class VideoInferenceRequest(BaseModel):
 RequestT = TypeVar("RequestT", bound=BaseModel)
 
 
+def _json_body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its JSON itself (to cap its size and
+    answer unreadable bodies in the seed's form), with nested models inlined: a route's
+    schema cannot point into the model's own $defs."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}
+
+
 def _parse(model: type[RequestT], body: dict[str, Any]) -> RequestT:
     try:
         return model.model_validate(body)
@@ -208,7 +228,11 @@ def _model_and_job(services: Services, tenant: str, model_uid: str) -> tuple[Ali
 # --- training ---------------------------------------------------------------------------------
 
 
-@router.post("/api/train-network", summary="Train a pose model on a base64 7z SLEAP dataset")
+@router.post(
+    "/api/train-network",
+    summary="Train a pose model on a base64 7z SLEAP dataset",
+    openapi_extra=_json_body_doc(TrainNetworkRequest),
+)
 async def train_network(request: Request, services: ServicesDep, tenant: SeedTenantDep) -> dict[str, str]:
     body = await read_json_body(request, _body_limit(services))
     parsed = _parse(TrainNetworkRequest, body)
@@ -301,7 +325,11 @@ def model_info(
 # --- video inference --------------------------------------------------------------------------
 
 
-@router.post("/api/video-inference", summary="Run a trained model on a base64 video → results_id")
+@router.post(
+    "/api/video-inference",
+    summary="Run a trained model on a base64 video → results_id",
+    openapi_extra=_json_body_doc(VideoInferenceRequest),
+)
 async def video_inference(request: Request, services: ServicesDep, tenant: SeedTenantDep) -> dict[str, int]:
     body = await read_json_body(request, _body_limit(services))
     parsed = _parse(VideoInferenceRequest, body)
