@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .adapters.local.disk_blobs import DiskBlobStore
 from .adapters.local.event_bus import InProcessEventBus
+from .adapters.local.import_thread import DaemonThreadImports
 from .adapters.local.pose_probe import SubprocessPoseProbe
 from .adapters.local.secrets_file import FileSecretStore
 from .adapters.local.sqlite_store import SqliteJobStore
@@ -18,10 +19,10 @@ from .adapters.local.subprocess_launcher import (
     ContainerCommand,
     SubprocessLauncher,
 )
-from .ports import BlobStore, EventBus, JobLauncher, JobStore, PoseProbe, SecretStore
+from .ports import BlobStore, EventBus, ImportRunner, JobLauncher, JobStore, PoseProbe, SecretStore
 from .services.archives import ArchiveLimits
 from .services.datasets import DatasetService
-from .services.external_datasets import ExternalTrainingService, FetchLimits, run_in_daemon_thread
+from .services.external_datasets import ExternalTrainingService, FetchLimits
 from .services.job_events import JobEventsService
 from .services.jobs import STATUS_CHANGED, JobService
 from .services.models import ModelService
@@ -91,6 +92,8 @@ class Adapters:
     upload_transport: UploadTransport  # how clients send uploads too large for one request
     # checks pose uploads with sleap-io outside the API process; None: no pose on this backend
     pose_probe: PoseProbe | None = None
+    # runs seed 002's dataset imports after the answer; None: this deployment cannot
+    import_runner: ImportRunner | None = None
 
 
 def bootstrap(settings: Settings) -> Services:
@@ -124,6 +127,7 @@ def _local_adapters(settings: Settings) -> Adapters:
         secrets=FileSecretStore(settings.home / "secrets.json"),
         upload_transport=ApiUploadTransport(),
         pose_probe=SubprocessPoseProbe(pose),
+        import_runner=DaemonThreadImports(),
     )
 
 
@@ -132,6 +136,7 @@ def _aws_adapters(settings: Settings) -> Adapters:
     from .adapters.aws.batch_launcher import BatchLauncher
     from .adapters.aws.dynamodb_store import DynamoDbJobStore
     from .adapters.aws.eventbridge import EventBridgeBus
+    from .adapters.aws.lambda_imports import LambdaImports
     from .adapters.aws.pose_probe import LambdaPoseProbe
     from .adapters.aws.s3_blobs import S3BlobStore
     from .adapters.aws.sagemaker_launcher import SageMakerLauncher
@@ -144,6 +149,7 @@ def _aws_adapters(settings: Settings) -> Adapters:
     datasets_bucket = S3BlobStore(settings.datasets_bucket, cache_dir=cache / "datasets", region_name=region)
     blobs = RoutedBlobStore(datasets_bucket, artifacts)
     store = DynamoDbJobStore(settings.table_name)
+    secrets = SecretsManagerStore(settings.secrets_prefix, region_name=region)
     launcher: JobLauncher
     if settings.launcher == "batch":
         launcher = BatchLauncher(
@@ -177,11 +183,16 @@ def _aws_adapters(settings: Settings) -> Adapters:
         blobs=blobs,
         bus=EventBridgeBus(settings.event_bus_name, region_name=region),
         launcher=launcher,
-        secrets=SecretsManagerStore(settings.secrets_prefix, region_name=region),
+        secrets=secrets,
         upload_transport=PresignedPostTransport(datasets_bucket),
         pose_probe=(
             LambdaPoseProbe(settings.pose_probe_function, settings.datasets_bucket, datasets_bucket)
             if settings.pose_probe_function
+            else None
+        ),
+        import_runner=(
+            LambdaImports(settings.dataset_import_function, secrets, region_name=region)
+            if settings.dataset_import_function
             else None
         ),
     )
@@ -244,9 +255,9 @@ def _wire(settings: Settings, adapters: Adapters) -> Services:
             FetchLimits(
                 settings.max_archive_files, settings.max_archive_uncompressed_bytes, settings.max_upload_bytes
             ),
-            # a download outlives the request: a thread of the local service; an API Lambda
-            # stops when it has answered, so AWS has no runner yet
-            run_in_daemon_thread if settings.backend == "local" else None,
+            # a download outlives the request: a thread of the local service; on AWS its
+            # own function (the API function stops when it has answered)
+            adapters.import_runner,
             settings.external_s3_endpoint,
             settings.aws_region,
         ),

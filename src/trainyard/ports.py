@@ -214,6 +214,28 @@ class EventBus(Protocol):
 class SecretStore(Protocol):
     def get(self, name: str) -> str | None: ...
     def put(self, name: str, value: str) -> None: ...
+    def delete(self, name: str) -> None:
+        """Remove the secret at once (no recovery window); an unknown name is not an error."""
+        ...
+
+
+class ImportRunner(Protocol):
+    """Runs seed 002's import of a dataset from the caller's storage after the request that
+    asked for it has been answered (services/external_datasets.py)."""
+
+    def submit(
+        self, job_id: str, plan: dict[str, Any], credentials: dict[str, str], run_here: Callable[[], None]
+    ) -> None:
+        """Start the import. An in-process runner calls `run_here` (the credentials stay in its
+        closure); one that hands the import to another process sends `plan` (which holds no
+        credential) and hands `credentials` over separately. Raises Unavailable when the
+        import cannot be started."""
+        ...
+
+    def take_credentials(self, job_id: str) -> dict[str, str] | None:
+        """Where a handed-over import runs: the job's credentials, removed as they are read;
+        None when there are none (already taken, or never handed over)."""
+        ...
 
 
 def iter_pages(fetch: Callable[[str | None], Page]) -> Iterator[Any]:

@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     batch_job_definition: str = ""
     batch_pose_job_definition: str = ""
     pose_probe_function: str = ""  # the Lambda that checks pose uploads; empty: no pose here
+    # seed 002's external dataset imports run in this Lambda; empty: /starttraining/ answers 503
+    dataset_import_function: str = ""
     secrets_prefix: str = "trainyard/"
     presign_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600)
     reaper_stale_seconds: int = Field(15 * 60, ge=0)  # no event for this long: ask the platform

@@ -62,6 +62,18 @@ def test_names_are_independent(secrets: SecretStore) -> None:
     assert (secrets.get("webhook-secret/t1"), secrets.get("webhook-secret/t2")) == ("one", "two")
 
 
+def test_delete_removes_the_secret_and_an_unknown_name_is_no_error(secrets: SecretStore) -> None:
+    secrets.put("external/job_1", "credentials")
+    secrets.put("external/job_2", "others")
+    secrets.delete("external/job_1")
+    assert secrets.get("external/job_1") is None
+    assert secrets.get("external/job_2") == "others"
+    secrets.delete("external/job_1")  # a second delete (a redelivered event) changes nothing
+    secrets.delete("external/never-stored")
+    secrets.put("external/job_1", "again")  # the name is free at once: no recovery window
+    assert secrets.get("external/job_1") == "again"
+
+
 def test_secrets_manager_names_carry_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_aws_environment(monkeypatch)
     with mock_aws():

@@ -150,7 +150,7 @@ def test_no_function_imports_the_training_frameworks(tmp_path: Path) -> None:
 import json, sys
 import functions.api.handler as api
 import functions.authorizer.handler, functions.job_events.handler
-import functions.reaper.handler, functions.webhooks.handler
+import functions.reaper.handler, functions.webhooks.handler, functions.dataset_import.handler
 from tests.helpers import LambdaContext
 response = api.handler(json.load(open("events/apigw_http_health.json")), LambdaContext())
 assert response["statusCode"] == 200, response

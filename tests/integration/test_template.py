@@ -25,6 +25,7 @@ FUNCTIONS = {
     "JobEventsFunction": "handler.handler",
     "WebhooksFunction": "handler.handler",
     "ReaperFunction": "handler.handler",
+    "DatasetImportFunction": "handler.handler",
 }
 # environment variables the functions get that Settings does not read (yet)
 NOT_SETTINGS = {"TRAINYARD_POSE_IMAGE_URI"}
@@ -282,3 +283,52 @@ def test_pose_uploads_are_checked_by_the_probe_function_when_its_image_is_given(
     reads = resources["PoseProbeRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     assert reads[0]["Action"] == "s3:GetObject"
     assert reads[0]["Resource"] == {"Fn::Sub": "${DatasetsBucket.Arn}/probe/*"}
+
+
+def test_seed002_imports_run_in_their_own_function_with_the_credentials_handed_over(
+    resources: dict[str, Any],
+) -> None:
+    function_name = {"Fn::Sub": "${AWS::StackName}-dataset-import"}
+    imports = resources["DatasetImportFunction"]["Properties"]
+    assert imports["FunctionName"] == function_name
+    # a dataset may take minutes to download and check, and is unpacked under /tmp
+    assert imports["Timeout"] == 900 and imports["EphemeralStorage"] == {"Size": 10240}
+    assert imports["MemorySize"] >= 2048
+    assert imports["Environment"]["Variables"]["TRAINYARD_DATASET_IMPORT_FUNCTION"] == function_name
+    retries = resources["DatasetImportFunctionEventInvokeConfig"]["Properties"]
+    assert retries["MaximumRetryAttempts"] == 2
+
+    api = resources["ApiFunction"]["Properties"]
+    assert api["Environment"]["Variables"]["TRAINYARD_DATASET_IMPORT_FUNCTION"] == function_name
+    api_statements = statements_of(resources["ApiFunctionRole"])
+    invoke = next(s for s in api_statements if s.get("Sid") == "StartDatasetImports")
+    assert invoke["Action"] == "lambda:InvokeFunction"
+    assert invoke["Resource"]["Fn::Sub"].endswith(":function:${AWS::StackName}-dataset-import")
+
+    external = "secret:trainyard/external/*"
+    hand_over = next(s for s in api_statements if s.get("Sid") == "HandOverExternalCredentials")
+    assert hand_over["Resource"]["Fn::Sub"].endswith(external)
+    assert {"secretsmanager:CreateSecret", "secretsmanager:PutSecretValue"} <= set(hand_over["Action"])
+
+    import_statements = statements_of(resources["DatasetImportFunctionRole"])
+    take = next(s for s in import_statements if s.get("Sid") == "TakeExternalCredentials")
+    assert set(take["Action"]) == {"secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret"}
+    assert take["Resource"]["Fn::Sub"].endswith(external)
+    # the import function reads no other secret (the webhook secrets are the webhooks function's)
+    secret_resources = [
+        s["Resource"]["Fn::Sub"]
+        for s in import_statements
+        if any(action.startswith("secretsmanager:") for action in actions_of([s]))
+    ]
+    assert secret_resources and all(r.endswith(external) for r in secret_resources)
+    # it stores the dataset, records the job and launches as the API does
+    assert {
+        "dynamodb:UpdateItem",
+        "s3:PutObject",
+        "events:PutEvents",
+        "sagemaker:CreateTrainingJob",
+        "batch:SubmitJob",
+        "iam:PassRole",
+    } <= actions_of(import_statements)
+    [pass_role] = [s for s in import_statements if s["Action"] == "iam:PassRole"]
+    assert pass_role["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}

@@ -2,14 +2,20 @@
 S3 bucket or an Azure Blob container, given with the credentials to read it.
 
 The request is answered at once: the job and its model are recorded PENDING
-(JobService.record_awaiting_dataset) and a background worker then pulls the dataset
-(DOWNLOADING), stores it through DatasetService, the same readers and checks as an upload
-(DOWNLOADED), and launches the training. Any failure moves the job to FAILED with a message
-saying what went wrong, so the normal webhook machinery reports it.
+(JobService.record_awaiting_dataset) and the ImportRunner port then runs the import: pull the
+dataset (DOWNLOADING), store it through DatasetService, the same readers and checks as an
+upload (DOWNLOADED), and launch the training. Any failure moves the job to FAILED with a
+message saying what went wrong, so the normal webhook machinery reports it. There is one
+import (`ExternalTrainingService.run`); the runners differ only in where it runs:
 
-The credentials live only in this process's memory, in the worker's closure, for the download:
-they are never recorded in the job, logged, or returned, and every message that leaves the
-worker has them scrubbed out (a storage error may echo what it was sent).
+- local stack: a daemon thread of the service (adapters/local/import_thread.py), the
+  credentials in the thread's closure, in this process's memory only;
+- AWS: the dataset_import function (adapters/aws/lambda_imports.py), invoked asynchronously
+  with the plan (`ExternalTraining.plan`, no credential); the credentials go through the
+  Secrets port and `run_handed_over` takes (reads and deletes) them before the download.
+
+The credentials are never recorded in the job, logged, or returned, and every message that
+leaves the import has them scrubbed out (a storage error may echo what it was sent).
 
 Source layout: `folder` is a prefix in the container holding the dataset's files
 (<class>/<image> or train|val/<class>/<image>; detection: COCO or YOLO), or with `zipped` the
@@ -22,14 +28,14 @@ import logging
 import shutil
 import tarfile
 import tempfile
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
 from ..domain import Job, JobStatus, Task
-from ..errors import InvalidInput, TrainyardError, Unavailable
+from ..errors import InvalidInput, NotFound, TrainyardError, Unavailable
+from ..ports import ImportRunner
 from .archives import CHUNK, safe_member_path
 from .datasets import DatasetService
 from .jobs import DetectionTrainJobRequest, JobService, TrainJobRequest
@@ -37,15 +43,7 @@ from .jobs import DetectionTrainJobRequest, JobService, TrainJobRequest
 log = logging.getLogger(__name__)
 
 StorageType = Literal["aws", "azure"]
-# Runs a download in the background; None where this deployment cannot (an API Lambda stops
-# when it has answered).
-BackgroundRunner = Callable[[Callable[[], None], str], None]
-
-
-def run_in_daemon_thread(work: Callable[[], None], name: str) -> None:
-    """The local stack's runner. A download cut short by a restart leaves its job unlaunched,
-    which start-up fails (JobService.settle_unlaunched)."""
-    threading.Thread(target=work, name=name, daemon=True).start()
+CREDENTIAL_FIELDS = ("aws_access_key_id", "aws_secret_access_key", "azure_connection_string")
 
 
 @dataclass(frozen=True)
@@ -80,6 +78,11 @@ class ExternalSource:
     def description(self) -> str:
         """The source as a client may see it: no credentials."""
         return f"{self.container}/{self.folder}"
+
+    def credentials(self) -> dict[str, str]:
+        """The credential fields that are set, to hand to a runner in another process."""
+        values = {name: getattr(self, name) for name in CREDENTIAL_FIELDS}
+        return {name: value for name, value in values.items() if value}
 
     def secrets(self) -> list[str]:
         """Every credential value, and each part of a connection string that is secret."""
@@ -293,6 +296,40 @@ class ExternalTraining:
     request: TrainJobRequest | DetectionTrainJobRequest
     source: ExternalSource
 
+    def plan(self) -> dict[str, Any]:
+        """Everything a runner in another process needs but the credentials (JSON)."""
+        return {
+            "tenant_id": self.tenant_id,
+            "job_id": self.job_id,
+            "dataset_name": self.dataset_name,
+            "request": self.request.model_dump(mode="json"),
+            "source": plain_summary(self.source),
+        }
+
+    @classmethod
+    def from_plan(cls, plan: Mapping[str, Any], credentials: Mapping[str, str]) -> ExternalTraining:
+        """`plan()`'s output with the credentials handed over beside it."""
+        request = dict(plan["request"])
+        parsed: TrainJobRequest | DetectionTrainJobRequest = (
+            DetectionTrainJobRequest.model_validate(request)
+            if request.get("task") == "detection"
+            else TrainJobRequest.model_validate(request)
+        )
+        source = dict(plan["source"])
+        return cls(
+            tenant_id=str(plan["tenant_id"]),
+            job_id=str(plan["job_id"]),
+            dataset_name=str(plan["dataset_name"]),
+            request=parsed,
+            source=ExternalSource(
+                storage_type=source["storage_type"],
+                container=str(source["container"]),
+                folder=str(source["folder"]),
+                zipped=bool(source["zipped"]),
+                **{name: credentials.get(name) for name in CREDENTIAL_FIELDS},
+            ),
+        )
+
 
 class ExternalTrainingService:
     def __init__(
@@ -301,7 +338,7 @@ class ExternalTrainingService:
         datasets: DatasetService,
         tmp_root: Path,
         limits: FetchLimits,
-        runner: BackgroundRunner | None,
+        runner: ImportRunner | None,
         s3_endpoint: str | None = None,
         aws_region: str | None = None,
     ) -> None:
@@ -315,15 +352,62 @@ class ExternalTrainingService:
 
     def check_available(self) -> None:
         if self._runner is None:
-            raise Unavailable("training on datasets in external storage runs on the local stack only for now")
+            raise Unavailable(
+                "training on datasets in external storage is not set up here"
+                " (on AWS, TRAINYARD_DATASET_IMPORT_FUNCTION names the import function)"
+            )
 
     def start(self, training: ExternalTraining) -> Job:
-        """Record the job (PENDING) and start its download; returns the recorded job."""
+        """Record the job (PENDING) and start its import; returns the recorded job. When the
+        runner cannot start it (Unavailable), the job is failed with that reason and the error
+        raised."""
         self.check_available()
         assert self._runner is not None
         job = self._jobs.record_awaiting_dataset(training.tenant_id, training.job_id, training.request)
-        self._runner(lambda: self.run(training), f"external-dataset-{training.job_id}")
+        try:
+            self._runner.submit(
+                training.job_id, training.plan(), training.source.credentials(), lambda: self.run(training)
+            )
+        except TrainyardError as exc:
+            self._fail(
+                training.job_id, f"dataset {training.source.description}: {exc.message}", training.source
+            )
+            raise
         return job
+
+    def run_handed_over(self, plan: Mapping[str, Any]) -> str:
+        """The import of a job `start` handed to another process (AWS: the dataset_import
+        function), from its plan; says what it did. The credentials are taken (read and
+        deleted) first, whatever happens next. Safe to run again for the same plan (async
+        invocations are retried): a job that is no longer PENDING is left alone, and a job
+        still PENDING whose credentials are gone is failed, since nothing can download it."""
+        tenant_id, job_id = str(plan["tenant_id"]), str(plan["job_id"])
+        assert self._runner is not None, "a handed-over import needs the runner that handed it over"
+        credentials = self._runner.take_credentials(job_id)
+        try:
+            job = self._jobs.get(tenant_id, job_id)
+        except NotFound:
+            return "skipped: the job does not exist"
+        if job.status is not JobStatus.PENDING:
+            return f"skipped: the job is {job.status.value}"
+        description = f"{plan['source']['container']}/{plan['source']['folder']}"
+        if credentials is None:
+            self._jobs.transition(
+                job_id,
+                JobStatus.FAILED,
+                error=f"dataset {description}: the storage credentials were no longer available"
+                " (the import was already attempted); start the training again",
+            )
+            return "failed: no credentials"
+        try:
+            training = ExternalTraining.from_plan(plan, credentials)
+        except (InvalidInput, ValueError, KeyError) as exc:  # a plan this version cannot read
+            secrets = [value for value in credentials.values() if len(value) >= 4]
+            reason = scrub(str(exc.message if isinstance(exc, InvalidInput) else exc), secrets)
+            self._jobs.transition(job_id, JobStatus.FAILED, error=f"dataset {description}: {reason}")
+            return "failed: unreadable plan"
+        self.run(training)
+        return f"ran: the job is {self._jobs.get(tenant_id, job_id).status.value}"
 
     def _objects(self, source: ExternalSource) -> ObjectSource:
         if source.storage_type == "aws":

@@ -61,3 +61,12 @@ class SecretsManagerStore:
             if _error_code(exc) != "ResourceExistsException":
                 raise
             self._secrets.put_secret_value(SecretId=secret_id, SecretString=value)
+
+    def delete(self, name: str) -> None:
+        # No recovery window: the secrets deleted are one-use hand-overs (seed 002's storage
+        # credentials), which must not linger for the default 30 days.
+        try:
+            self._secrets.delete_secret(SecretId=self.secret_id(name), ForceDeleteWithoutRecovery=True)
+        except ClientError as exc:
+            if _error_code(exc) != "ResourceNotFoundException":
+                raise
