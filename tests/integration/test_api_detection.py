@@ -267,7 +267,7 @@ def test_detection_params_default_to_the_contract(
         ({"params": {"batch_size": 257}}, "params.batch_size"),
         ({"params": {"validation_split": 0.95}}, "params.validation_split"),
         ({"params": {"alpha": 0.5}}, "params.alpha"),
-        ({"exports": ["coreml"]}, "coreml"),
+        ({"exports": ["caffe2"]}, "caffe2"),
         ({"webhook_url": "ftp://example.com"}, "webhook_url"),
         ({"surprise": 1}, "surprise"),
     ],
