@@ -283,7 +283,9 @@ def test_a_retry_that_finds_the_credentials_gone_fails_a_pending_job(aws: AwsSee
     assert aws.client.post("/starttraining/", json=body).status_code == 200
     [call] = aws.invocations.calls
     job = aws.job()
-    aws.services.external_training._runner.take_credentials(job.id)  # type: ignore[union-attr]
+    boto3.client("secretsmanager", region_name=TEST_REGION).delete_secret(
+        SecretId=f"{SECRETS_PREFIX}external/{job.id}", ForceDeleteWithoutRecovery=True
+    )
     assert aws.secret_names() == []
 
     assert aws.deliver(call["payload"])["outcome"] == "failed: no credentials"
@@ -340,3 +342,28 @@ def test_without_an_import_function_the_route_answers_503_and_records_nothing(
     assert aws.invocations.calls == [] and aws.secret_names() == []
     assert services.store.get_alias("default", "002.project", "profile-1/teeth") is None
     assert services.store.list_jobs("default", 10, None).items == []
+
+
+def test_the_sample_event_is_the_payload_the_api_sends_and_replays_through_the_handler(
+    aws: AwsSeed002,
+) -> None:
+    """events/dataset_import_plan.json (for `sam local invoke DatasetImportFunction -e …`) has
+    the shape of the real payload, and the function runs it: the sample's own parameters, with
+    the ids and the source of a job recorded here."""
+    sample = json.loads(
+        (Path(__file__).resolve().parents[2] / "events" / "dataset_import_plan.json").read_text()
+    )
+    put_dataset(aws.source, "present")
+    body = start_body(container=SOURCE_BUCKET, folder="present", **aws_keys(aws.source))
+    assert aws.client.post("/starttraining/", json=body).status_code == 200
+    [call] = aws.invocations.calls
+    payload = call["payload"]
+    assert set(sample) == set(payload)
+    assert set(sample["request"]) == set(payload["request"])
+    assert set(sample["request"]["params"]) == set(payload["request"]["params"])
+    assert set(sample["source"]) == set(payload["source"])
+
+    replay = {**sample, "tenant_id": payload["tenant_id"], "job_id": payload["job_id"],
+              "source": payload["source"]}  # fmt: skip
+    assert aws.deliver(replay)["outcome"] == "ran: the job is DOWNLOADED"
+    assert aws.job().launch_ref
