@@ -50,6 +50,9 @@ SAMPLES_BY_HANDLER = {
     },
     "webhooks": {"eventbridge_job_status_changed_succeeded.json", "scheduled_webhooks_retry.json"},
     "reaper": {"scheduled_reaper.json"},
+    # an AWS-only function (its credentials come from Secrets Manager): replayed on moto in
+    # test_seed002_aws.py
+    "dataset_import": {"dataset_import_plan.json"},
     # the bare progress details, published on the local bus (test_sample_events.py)
     "local_bus": {
         "container_progress_status_running.json",
