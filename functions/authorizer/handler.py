@@ -8,7 +8,7 @@ Any failure denies: an authorizer that errors must not let a request through.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.data_classes import event_source
@@ -17,29 +17,16 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from trainyard.container_services import ContainerServices
 from trainyard.errors import Unauthorized
 from trainyard.services.tenants import key_from_authorization
-
-if TYPE_CHECKING:
-    from trainyard.bootstrap import Services
 
 logger = Logger()
 tracer = Tracer()
 
 DENY: dict[str, Any] = {"isAuthorized": False}
 
-_services: Services | None = None
-
-
-def services() -> Services:
-    """The composition root's services, built on the first request of this container."""
-    global _services
-    if _services is None:
-        from trainyard.bootstrap import bootstrap
-        from trainyard.settings import Settings
-
-        _services = bootstrap(Settings())
-    return _services
+services = ContainerServices()  # built on the first event of this container
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)

@@ -16,29 +16,17 @@ not logged (it holds no credential, but nothing here needs it in the logs either
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-if TYPE_CHECKING:
-    from trainyard.bootstrap import Services
+from trainyard.container_services import ContainerServices
 
 logger = Logger()
 tracer = Tracer()
 
-_services: Services | None = None
-
-
-def services() -> Services:
-    """The composition root's services, built on the first event of this container."""
-    global _services
-    if _services is None:
-        from trainyard.bootstrap import bootstrap
-        from trainyard.settings import Settings
-
-        _services = bootstrap(Settings())
-    return _services
+services = ContainerServices()  # built on the first event of this container
 
 
 @logger.inject_lambda_context(clear_state=True)

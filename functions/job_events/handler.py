@@ -14,7 +14,7 @@ without the table (e.g. `sam local invoke`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -26,10 +26,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from trainyard.container_services import ContainerServices
 from trainyard.domain import job_id_from_platform_name
-
-if TYPE_CHECKING:
-    from trainyard.bootstrap import Services
 
 CONTAINER_SOURCE = "trainyard.container"
 PROGRESS_DETAIL_TYPE = "Job Progress"
@@ -45,24 +43,13 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
-_services: Services | None = None
+services = ContainerServices()  # built on the first event of this container
 _apply_once: Callable[..., dict[str, Any]] | None = None
 _idempotency_config = IdempotencyConfig(
     event_key_jmespath="idempotency_key",
     expires_after_seconds=IDEMPOTENCY_WINDOW_SECONDS,
     raise_on_no_idempotency_key=True,
 )
-
-
-def services() -> Services:
-    """The composition root's services, built on the first event of this container."""
-    global _services
-    if _services is None:
-        from trainyard.bootstrap import bootstrap
-        from trainyard.settings import Settings
-
-        _services = bootstrap(Settings())
-    return _services
 
 
 def apply(event: dict[str, Any]) -> dict[str, Any]:

@@ -3,32 +3,20 @@ unfinished jobs whose terminal event never came, by asking the platform about th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-if TYPE_CHECKING:
-    from trainyard.bootstrap import Services
+from trainyard.container_services import ContainerServices
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
-_services: Services | None = None
-
-
-def services() -> Services:
-    """The composition root's services, built on the first run of this container."""
-    global _services
-    if _services is None:
-        from trainyard.bootstrap import bootstrap
-        from trainyard.settings import Settings
-
-        _services = bootstrap(Settings())
-    return _services
+services = ContainerServices()  # built on the first event of this container
 
 
 @metrics.log_metrics

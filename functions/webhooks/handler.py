@@ -19,10 +19,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from trainyard.container_services import ContainerServices
 from trainyard.domain import DeliveryStatus
 
 if TYPE_CHECKING:
-    from trainyard.bootstrap import Services
     from trainyard.domain import WebhookDelivery
 
 SCHEDULED = "Scheduled Event"
@@ -31,22 +31,11 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
-_services: Services | None = None
+services = ContainerServices()  # built on the first event of this container
 
 
 class WebhookNotDelivered(RuntimeError):
     """Raised so the event is retried; the delivery record holds every attempt."""
-
-
-def services() -> Services:
-    """The composition root's services, built on the first event of this container."""
-    global _services
-    if _services is None:
-        from trainyard.bootstrap import bootstrap
-        from trainyard.settings import Settings
-
-        _services = bootstrap(Settings())
-    return _services
 
 
 def pending_deliveries(job_id: str) -> list[WebhookDelivery]:

@@ -155,8 +155,8 @@ def stack(
         events.put_targets(Rule="status-changes", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
 
         for function in FUNCTIONS:  # each Lambda container builds its own services
-            for cached in ("_services", "_apply_once"):
-                monkeypatch.setattr(function, cached, None, raising=False)
+            function.services.forget()
+            monkeypatch.setattr(function, "_apply_once", None, raising=False)
         services = bootstrap(Settings())
         services.tenants.ensure_default_key(API_KEY, services.settings.home / "api_key")
         with TestClient(create_app(services)) as api:

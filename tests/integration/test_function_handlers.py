@@ -95,9 +95,10 @@ def lambda_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 def fresh(module: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """Drop what a previous test's invocations cached in the module (a warm container)."""
-    for cached in ("_services", "_apply_once"):
-        if hasattr(module, cached):
-            monkeypatch.setattr(module, cached, None)
+    if hasattr(module, "services"):
+        module.services.forget()
+    if hasattr(module, "_apply_once"):
+        monkeypatch.setattr(module, "_apply_once", None)
     return module
 
 

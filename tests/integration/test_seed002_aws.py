@@ -147,7 +147,7 @@ def aws(
         session.events.register("before-call.lambda.Invoke", invocations.before_call)
         monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
 
-        monkeypatch.setattr(import_function, "_services", None)  # the function's own container
+        import_function.services.forget()  # the function's own container
         services = bootstrap(Settings())
         services.tenants.ensure_default_key(API_KEY, services.settings.home / "api_key")
         with TestClient(create_app(services)) as client:
