@@ -11,6 +11,7 @@ hypothesis example database is off so no `.hypothesis/` directory is left behind
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,13 +75,13 @@ def delivered_streams(draw: st.DrawFn) -> list[Event]:
     """What a run emitted (a few container events, at most a couple of terminal ones, as
     when a worker exits while a user cancels), then at-least-once delivery: some events come
     again, and the whole stream arrives in any order."""
-    emitted = draw(st.lists(container_events, max_size=10, unique=True))
+    emitted: list[Event] = draw(st.lists(container_events, max_size=10, unique=True))
     emitted += draw(st.lists(terminal_events, max_size=2, unique=True))
     redelivered = draw(st.lists(st.sampled_from(emitted), max_size=6)) if emitted else []
     return list(draw(st.permutations(emitted + redelivered)))
 
 
-TERMINAL_OF = {
+TERMINAL_OF: dict[str, Callable[[Event], JobStatus]] = {
     "failed": lambda event: JobStatus.FAILED,
     "exit": lambda event: JobStatus.SUCCEEDED if event[1] else JobStatus.FAILED,
     "cancel": lambda event: JobStatus.CANCELLED,
