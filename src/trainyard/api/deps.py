@@ -98,9 +98,35 @@ async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
         data = json.loads(body)
     except ValueError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        # the parser recurses once per level: thousands of "[" would otherwise be a 500
+        raise BadRequest(f"body is nested more than {MAX_JSON_DEPTH} levels deep") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
+    if _json_depth(data) > MAX_JSON_DEPTH:
+        raise BadRequest(f"body is nested more than {MAX_JSON_DEPTH} levels deep")
     return data
+
+
+# No request body of the API nests deeper than a few levels; deeper ones are refused before any
+# code walks them (recursive validators and renderers would otherwise hit Python's stack limit).
+MAX_JSON_DEPTH = 32
+
+
+def _json_depth(value: object) -> int:
+    """How deeply lists and objects nest in `value`, walked without recursion."""
+    deepest = 0
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 async def multipart_form(request: Request, max_files: int = 1) -> FormData:

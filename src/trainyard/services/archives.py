@@ -27,10 +27,29 @@ SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
 TAR_MAGIC_OFFSET = 257  # a POSIX (and GNU) tar header says "ustar" here
 
 
+# Magic numbers of archive formats: a member that starts with one is an archive inside the
+# archive, refused rather than left for a later step to open without these caps.
+NESTED_ARCHIVE_MAGIC = (
+    (b"PK\x03\x04", "zip"),
+    (b"PK\x05\x06", "zip"),
+    (SEVEN_ZIP_MAGIC, "7z"),
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"Rar!\x1a\x07", "rar"),
+)
+# The compression ratio is only judged past this many expanded bytes: small text files
+# (annotations, labels) legitimately compress far better than the cap.
+RATIO_FLOOR_BYTES = 8 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class ArchiveLimits:
     max_files: int
     max_total_bytes: int
+    # expanded bytes per archive byte: images and videos barely compress, so a dataset stays
+    # far below this, while a bomb (zeros, repeated blocks) is 1000:1 and more
+    max_ratio: int = 200
 
 
 def is_visible_name(name: str) -> bool:
@@ -62,26 +81,55 @@ def detect_archive_kind(path: Path) -> str:
     raise InvalidInput("file is not a .zip, .tar.gz or .7z archive (nor a plain .tar)")
 
 
+def nested_archive_kind(head: bytes) -> str | None:
+    """The archive format `head` (a member's first bytes) starts with, if any."""
+    for magic, kind in NESTED_ARCHIVE_MAGIC:
+        if head.startswith(magic):
+            return kind
+    if head[TAR_MAGIC_OFFSET : TAR_MAGIC_OFFSET + 5] == b"ustar":
+        return "tar"
+    return None
+
+
 class _Budget:
-    def __init__(self, limits: ArchiveLimits) -> None:
+    def __init__(self, limits: ArchiveLimits, archive_bytes: int) -> None:
         self.limits = limits
         self.files = 0
         self.bytes = 0
+        self.ratio_allowance = max(RATIO_FLOOR_BYTES, limits.max_ratio * archive_bytes)
 
     def add_file(self, name: str) -> None:
+        # directories count too: a million empty folders would otherwise pass
         self.files += 1
         if self.files > self.limits.max_files:
             raise InvalidInput(f"archive has more than {self.limits.max_files} files (at {name!r})")
 
+    def _count(self, size: int, name: str) -> None:
+        self.bytes += size
+        if self.bytes > self.limits.max_total_bytes:
+            raise InvalidInput(
+                f"archive expands to more than {self.limits.max_total_bytes} bytes (at {name!r})"
+            )
+        if self.bytes > self.ratio_allowance:
+            raise InvalidInput(
+                f"archive expands more than {self.limits.max_ratio} times its own size (at {name!r});"
+                " refused as a compression bomb"
+            )
+
     def copy(self, source: IO[bytes], target: Path, name: str) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("wb") as out:
+            first = True
             while chunk := source.read(CHUNK):
-                self.bytes += len(chunk)
-                if self.bytes > self.limits.max_total_bytes:
-                    raise InvalidInput(
-                        f"archive expands to more than {self.limits.max_total_bytes} bytes (at {name!r})"
-                    )
+                if first:
+                    nested = nested_archive_kind(chunk)
+                    if nested is not None:
+                        raise InvalidInput(
+                            f"archive entry {name!r} is itself a {nested} archive;"
+                            " archives inside archives are not accepted"
+                        )
+                    first = False
+                self._count(len(chunk), name)
                 out.write(chunk)
 
 
@@ -128,19 +176,30 @@ def _tar_members(path: Path, kind: str) -> Iterator[tuple[str, bool, IO[bytes] |
 
 def _7z_members(path: Path, limits: ArchiveLimits) -> Iterator[tuple[str, bool, IO[bytes] | None]]:
     import py7zr  # noqa: PLC0415 - only .7z uploads need it
-    from py7zr.exceptions import Bad7zFile  # noqa: PLC0415
+    from py7zr.exceptions import Bad7zFile, PasswordRequired  # noqa: PLC0415
 
     try:
         archive = py7zr.SevenZipFile(path)
+    except PasswordRequired:
+        # an encrypted header (7z -mhe): not even the names can be read
+        raise InvalidInput("the 7z archive is encrypted") from None
     except (Bad7zFile, OSError, EOFError, ValueError) as exc:
         raise InvalidInput(f"corrupt 7z archive: {exc}") from exc
     with archive:
         if archive.needs_password():
             raise InvalidInput("the 7z archive is encrypted")
         entries = archive.list()
+        # everything is checked from the header before extractall writes a byte
+        if len(entries) > limits.max_files:
+            raise InvalidInput(f"archive has more than {limits.max_files} files")
         declared = sum(entry.uncompressed or 0 for entry in entries if not entry.is_directory)
         if declared > limits.max_total_bytes:
             raise InvalidInput(f"archive expands to more than {limits.max_total_bytes} bytes")
+        if declared > max(RATIO_FLOOR_BYTES, limits.max_ratio * path.stat().st_size):
+            raise InvalidInput(
+                f"archive expands more than {limits.max_ratio} times its own size;"
+                " refused as a compression bomb"
+            )
         for entry in entries:
             safe_member_path(entry.filename)
             if entry.is_symlink:
@@ -169,17 +228,17 @@ def extract_archive(path: Path, destination: Path, limits: ArchiveLimits) -> lis
         members = _tar_members(path, kind)
     else:
         members = _7z_members(path, limits)
-    budget = _Budget(limits)
+    budget = _Budget(limits, path.stat().st_size)
     extracted: list[PurePosixPath] = []
     destination.mkdir(parents=True, exist_ok=True)
     try:
         for name, is_dir, stream in members:
             relative = safe_member_path(name)
+            budget.add_file(name)
             if is_dir or stream is None:
                 # kept, so that an empty class folder is reported rather than unseen
                 destination.joinpath(*relative.parts).mkdir(parents=True, exist_ok=True)
                 continue
-            budget.add_file(name)
             budget.copy(stream, destination.joinpath(*relative.parts), name)
             extracted.append(relative)
     except BaseException:

@@ -97,6 +97,16 @@ def _rows(data: bytes, field: str) -> Iterator[tuple[int, list[str]]]:
         raise InvalidInput(f"{field}: unreadable CSV ({exc})") from exc
 
 
+def _delimiter_hint(row: list[str]) -> str:
+    """Why a row has one column when it was written with another separator (Excel in many
+    locales writes ';'), so the message says what to change."""
+    if len(row) == 1:
+        for separator, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
+            if separator in row[0]:
+                return f" (separated by {name}? columns must be separated by commas)"
+    return ""
+
+
 def parse_digit_csv(data: bytes, field: str, max_rows: int = MAX_CSV_ROWS) -> DigitRows:
     """Every row checked: 785 columns, integers, label 0-9, pixels 0-255. The first row is a
     header when its first cell is not a number (as `label,pixel0,…` or `label,1x1,…`)."""
@@ -108,7 +118,7 @@ def parse_digit_csv(data: bytes, field: str, max_rows: int = MAX_CSV_ROWS) -> Di
     for index, (line, row) in enumerate(_rows(data, field)):
         where = f"{field} line {line}"
         if len(row) != COLUMNS:
-            raise InvalidInput(f"{where}: {len(row)} columns; {CSV_HELP}")
+            raise InvalidInput(f"{where}: {len(row)} columns{_delimiter_hint(row)}; {CSV_HELP}")
         if index == 0 and not _is_number(row[0].strip()):
             had_header = True
             continue
