@@ -8,6 +8,7 @@ function, never through the core API's {"error", "message"} body.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Protocol
@@ -55,7 +56,42 @@ def seed_router(render: RenderError) -> APIRouter:
 
             return handle
 
-    return APIRouter(route_class=SeedRoute)
+    # FastAPI would declare its own 422 body ({"detail": [...]}) in the OpenAPI; these routes
+    # answer every failure in the seed's form, so that form is what the schema must say.
+    example = render(422, "invalid_input", "x")
+    media_type = example.media_type or "application/json"
+    body = bytes(example.body)
+    error_form = {
+        "description": "The request was refused (the seed's error form)",
+        "content": {
+            media_type: {
+                "schema": _schema_of(json.loads(body))
+                if media_type == "application/json"
+                else {"type": "string"}
+            }
+        },
+    }
+    return APIRouter(route_class=SeedRoute, responses={422: error_form, "4XX": error_form})
+
+
+def _schema_of(example: Any) -> dict[str, Any]:
+    """A JSON schema of the error body `render` produces, read off one rendering of it: every
+    rendering has the same keys and types (the code and message vary, not the shape)."""
+    if isinstance(example, dict):
+        return {
+            "type": "object",
+            "properties": {key: _schema_of(value) for key, value in example.items()},
+            "required": sorted(example),
+        }
+    if isinstance(example, list):
+        return {"type": "array"}
+    if isinstance(example, bool):
+        return {"type": "boolean"}
+    if isinstance(example, int):
+        return {"type": "integer"}
+    if isinstance(example, float):
+        return {"type": "number"}
+    return {"type": "string"} if isinstance(example, str) else {}
 
 
 def seed_tenant(request: Request, services: ServicesDep) -> str:
