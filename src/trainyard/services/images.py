@@ -52,11 +52,12 @@ def open_checked_image(data: bytes, name: str, max_pixels: int) -> PILImage.Imag
             image.load()  # decodes every byte: truncated files fail here
     except InvalidInput:
         raise
-    except (
-        UnidentifiedImageError,
-        PILImage.DecompressionBombError,
-        PILImage.DecompressionBombWarning,
-    ) as exc:
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
+        # Pillow refuses these before our pixel cap is reached: say what it is, not "unreadable"
+        raise InvalidInput(
+            f"{name}: image is a decompression bomb (over {max_pixels} pixels once decoded)"
+        ) from exc
+    except UnidentifiedImageError as exc:
         raise InvalidInput(f"{name}: not a readable image ({exc.__class__.__name__})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidInput(f"{name}: corrupt or truncated image ({exc})") from exc
