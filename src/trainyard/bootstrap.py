@@ -200,16 +200,25 @@ def _aws_adapters(settings: Settings) -> Adapters:
 
 def _wire(settings: Settings, adapters: Adapters) -> Services:
     store, blobs, bus, launcher = adapters.store, adapters.blobs, adapters.bus, adapters.launcher
-    jobs = JobService(store, launcher, bus, blobs, adapters.pose_probe, settings.max_video_frames)
+    jobs = JobService(
+        store,
+        launcher,
+        bus,
+        blobs,
+        adapters.pose_probe,
+        settings.max_video_frames,
+        allow_loopback_urls=settings.allows_loopback_urls,
+    )
     job_events = JobEventsService(store, blobs, jobs)
     platform_events = PlatformEventsService(store, launcher, job_events)
     predictor = Predictor(blobs, settings.predict_cache_size, settings.max_image_pixels)
     webhooks = WebhookService(
         store,
         adapters.secrets,
-        max_attempts=settings.webhook_max_attempts,
-        backoff_seconds=settings.webhook_backoff_seconds,
+        retry_delays=settings.webhook_retry_delays,
         timeout_seconds=settings.webhook_timeout_seconds,
+        secret_grace_seconds=settings.webhook_secret_grace_seconds,
+        allow_loopback_urls=settings.allows_loopback_urls,
     )
     # In process these are the bus's routes; on AWS, EventBridge rules in template.yaml route
     # the same detail-types to the job_events and webhooks functions.
@@ -260,6 +269,7 @@ def _wire(settings: Settings, adapters: Adapters) -> Services:
             adapters.import_runner,
             settings.external_s3_endpoint,
             settings.aws_region,
+            allow_loopback_urls=settings.allows_loopback_urls,
         ),
         tags=TagService(
             store,

@@ -309,3 +309,27 @@ class WebhookDelivery(Record):
     next_attempt_at: datetime = Field(default_factory=utcnow)
     created_at: datetime = Field(default_factory=utcnow)
     delivered_at: datetime | None = None
+    # 1 + the number of redeliveries; `attempts` counts the current series, and every
+    # attempt_log entry names its series, so the log keeps all of them
+    series: int = 1
+    # bumped by every write through JobStore.replace_delivery: two workers (the scheduled and
+    # the event-driven Lambda) cannot both claim one attempt
+    version: int = 0
+
+
+class WebhookEndpoint(Record):
+    """A receiver URL of a tenant: its own signing secret (kept in the SecretStore, never
+    here) and whether it is disabled (it answered 410 Gone). The id is derived from
+    (tenant, url), so a delivery finds its endpoint from its URL alone."""
+
+    id: str
+    tenant_id: str
+    url: str
+    # False for a URL that was never registered but answered 410: recorded only to stop
+    # sending to it; such an endpoint signs with the tenant-wide secret
+    registered: bool = True
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = None
+    secret_rotated_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

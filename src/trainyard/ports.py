@@ -28,6 +28,7 @@ from .domain import (
     Model,
     Tenant,
     WebhookDelivery,
+    WebhookEndpoint,
 )
 
 
@@ -125,6 +126,23 @@ class JobStore(Protocol):
     def update_delivery(self, delivery: WebhookDelivery) -> None: ...
     def due_deliveries(self, limit: int) -> list[WebhookDelivery]: ...
     def list_deliveries(self, tenant_id: str, job_id: str) -> list[WebhookDelivery]: ...
+    def replace_delivery(self, previous: WebhookDelivery, updated: WebhookDelivery) -> bool:
+        """Write `updated` only while the stored delivery is still at `previous.version`
+        (compare-and-set: claiming an attempt, redelivering); False when another writer won.
+        The caller sets updated.version = previous.version + 1."""
+        ...
+
+    # webhook endpoints (id derived from tenant and URL)
+    def put_webhook_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        """Insert or replace."""
+        ...
+
+    def get_webhook_endpoint(self, tenant_id: str, endpoint_id: str) -> WebhookEndpoint | None: ...
+    def list_webhook_endpoints(self, tenant_id: str) -> list[WebhookEndpoint]:
+        """Oldest first."""
+        ...
+
+    def delete_webhook_endpoint(self, tenant_id: str, endpoint_id: str) -> bool: ...
 
 
 class BlobStore(Protocol):

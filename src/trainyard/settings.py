@@ -14,6 +14,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+# Standard Webhooks' retry schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), continued every
+# 10 h: 11 retries spread over 67.6 h, about three days after the first attempt.
+STANDARD_WEBHOOK_RETRY_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, *(36000,) * 6)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRAINYARD_", extra="ignore")
@@ -74,10 +78,24 @@ class Settings(BaseSettings):
     tags_max_state_bytes: int = Field(200 * 1024 * 1024, ge=1024)
 
     predict_cache_size: int = Field(8, ge=1)
-    webhook_max_attempts: int = Field(6, ge=1)
-    webhook_backoff_seconds: float = Field(2.0, ge=0)
+    # Webhook retries: the delays between attempts (each jittered ±20%). Unset: Standard
+    # Webhooks' schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h) continued every 10 h for about
+    # three days in all (12 attempts, like Stripe's 3 days). JSON in the environment:
+    # TRAINYARD_WEBHOOK_RETRY_SCHEDULE_SECONDS='[0.1, 0.2]'.
+    webhook_retry_schedule_seconds: list[float] | None = None
+    # Older form, kept for existing configurations and tests: exponential backoff from this
+    # base (base, 2×base, 4×base…) instead of the schedule; webhook_max_attempts caps either.
+    webhook_backoff_seconds: float | None = Field(None, ge=0)
+    webhook_max_attempts: int | None = Field(None, ge=1)
     webhook_timeout_seconds: float = Field(10.0, gt=0)
+    # after a per-endpoint secret is rotated, messages are signed with the old one too for
+    # this long, so receivers can switch without dropping a message
+    webhook_secret_grace_seconds: float = Field(24 * 3600, ge=0)
     cancel_grace_seconds: float = Field(10.0, ge=0)
+    # outbound URLs (webhooks, seed 002's storage endpoints, the chat API) must be public https;
+    # this allows loopback ones too (and plain http to them), never private or metadata ones.
+    # Unset: on for the local backend (receivers on localhost in development), off on AWS.
+    allow_loopback_urls: bool | None = None
 
     # --- AWS backend (template.yaml sets these on every function) ---------------------------
     aws_region: str | None = None  # default: the SDK's (AWS_REGION on Lambda)
@@ -105,6 +123,20 @@ class Settings(BaseSettings):
     reaper_interval_seconds: float = Field(60.0, gt=0)  # the local stack's reaper timer
 
     @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        """The pause before attempt 2, 3, …; its length + 1 is the number of attempts."""
+        if self.webhook_retry_schedule_seconds is not None:
+            delays = tuple(self.webhook_retry_schedule_seconds)
+        elif self.webhook_backoff_seconds is not None:
+            retries = (self.webhook_max_attempts or 6) - 1
+            delays = tuple(self.webhook_backoff_seconds * 2**n for n in range(retries))
+        else:
+            delays = STANDARD_WEBHOOK_RETRY_SCHEDULE
+        if self.webhook_max_attempts is not None:
+            delays = delays[: self.webhook_max_attempts - 1]
+        return delays
+
+    @property
     def inline_limit(self) -> int:
         return min(self.max_upload_bytes, self.max_inline_bytes or self.max_upload_bytes)
 
@@ -113,6 +145,12 @@ class Settings(BaseSettings):
         if self.seed_anonymous_access is None:
             return self.backend == "local"
         return self.seed_anonymous_access
+
+    @property
+    def allows_loopback_urls(self) -> bool:
+        if self.allow_loopback_urls is None:
+            return self.backend == "local"
+        return self.allow_loopback_urls
 
     @property
     def digits_training_wait(self) -> float:

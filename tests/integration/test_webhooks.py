@@ -53,7 +53,7 @@ def test_delivery_gives_up_after_max_attempts(services: Services, client: TestCl
         job = record_job(services.store, webhook_url=receiver.url)
         services.jobs.transition(job.id, JobStatus.CANCELLED)
         wait_for(lambda: services.webhooks.deliveries("default", job.id)[0].status.value == "failed", 30)
-    assert len(receiver.requests) == services.settings.webhook_max_attempts
+    assert len(receiver.requests) == services.webhooks.max_attempts == 6
 
 
 def test_rotating_the_secret_changes_the_signature_key(client: TestClient) -> None:

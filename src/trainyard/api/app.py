@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from .. import __version__
 from ..bootstrap import Services
-from . import routes_datasets, routes_jobs, routes_models, routes_uploads
+from . import routes_datasets, routes_jobs, routes_models, routes_uploads, routes_webhooks
 from .deps import ServicesDep, TenantDep
 from .errors import install_error_handlers
 from .seeds import mount_seed_routes
@@ -54,5 +54,6 @@ def create_app(services: Services, *, background_work: bool = False) -> FastAPI:
     app.include_router(routes_jobs.router)
     app.include_router(routes_models.router)
     app.include_router(routes_uploads.router)
+    app.include_router(routes_webhooks.router)
     mount_seed_routes(app, services.settings)
     return app

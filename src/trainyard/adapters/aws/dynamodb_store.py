@@ -30,6 +30,7 @@ from ...domain import (
     Model,
     Tenant,
     WebhookDelivery,
+    WebhookEndpoint,
     allowed_predecessors,
     progressed,
     summarised,
@@ -211,12 +212,25 @@ def _delivery_item(delivery: WebhookDelivery) -> Item:
         "gsi1sk": _s("DELIVERY"),
         "tenant_id": _s(delivery.tenant_id),
         "status": _s(delivery.status.value),
+        "version": _n(delivery.version),  # what replace_delivery's condition reads
         "doc": _s(delivery.model_dump_json()),
     }
     if delivery.status is DeliveryStatus.PENDING:  # sparse: only pending ones are ever due
         item["gsi2pk"] = _s(PENDING_DELIVERIES_PARTITION)
         item["gsi2sk"] = _s(f"{_sortable_time(delivery.next_attempt_at)}#{delivery.id}")
     return item
+
+
+def _endpoint_key(tenant_id: str, endpoint_id: str) -> Item:
+    return {"pk": _s(f"TENANT#{tenant_id}#WEBHOOKS"), "sk": _s(f"ENDPOINT#{endpoint_id}")}
+
+
+def _endpoint_item(endpoint: WebhookEndpoint) -> Item:
+    return {
+        **_endpoint_key(endpoint.tenant_id, endpoint.id),
+        "tenant_id": _s(endpoint.tenant_id),
+        "doc": _s(endpoint.model_dump_json()),
+    }
 
 
 # --- cursors ----------------------------------------------------------------------------
@@ -724,3 +738,43 @@ class DynamoDbJobStore:
         )
         deliveries = [_doc(item, WebhookDelivery) for item in items if item["tenant_id"]["S"] == tenant_id]
         return sorted(deliveries, key=lambda delivery: delivery.created_at)
+
+    def replace_delivery(self, previous: WebhookDelivery, updated: WebhookDelivery) -> bool:
+        # items written before `version` existed have none: they count as version 0
+        condition = "attribute_exists(pk) AND #version = :expected"
+        if previous.version == 0:
+            condition = "attribute_exists(pk) AND (attribute_not_exists(#version) OR #version = :expected)"
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_delivery_item(updated),
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeValues={":expected": _n(previous.version)},
+            )
+        except self._conditional_check_failed:
+            return False
+        return True
+
+    # --- webhook endpoints ----------------------------------------------------------------
+
+    def put_webhook_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        self._put(_endpoint_item(endpoint))
+
+    def get_webhook_endpoint(self, tenant_id: str, endpoint_id: str) -> WebhookEndpoint | None:
+        return self._get_owned(_endpoint_key(tenant_id, endpoint_id), WebhookEndpoint, tenant_id)
+
+    def list_webhook_endpoints(self, tenant_id: str) -> list[WebhookEndpoint]:
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :endpoints)",
+            ExpressionAttributeValues={
+                ":pk": _s(f"TENANT#{tenant_id}#WEBHOOKS"),
+                ":endpoints": _s("ENDPOINT#"),
+            },
+            ConsistentRead=True,
+        )
+        endpoints = [_doc(item, WebhookEndpoint) for item in items]
+        return sorted(endpoints, key=lambda endpoint: (endpoint.created_at, endpoint.id))
+
+    def delete_webhook_endpoint(self, tenant_id: str, endpoint_id: str) -> bool:
+        return self._delete_if_owned(_endpoint_key(tenant_id, endpoint_id), tenant_id)

@@ -27,6 +27,7 @@ from ...domain import (
     Model,
     Tenant,
     WebhookDelivery,
+    WebhookEndpoint,
     allowed_predecessors,
     progressed,
     summarised,
@@ -68,6 +69,8 @@ CREATE INDEX IF NOT EXISTS deliveries_by_job ON deliveries (job_id, created_at);
 CREATE TABLE IF NOT EXISTS aliases (
     tenant_id TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
     created_at TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant_id, namespace, name));
+CREATE TABLE IF NOT EXISTS webhook_endpoints (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, created_at TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (
     tenant_id TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, name));
@@ -473,3 +476,51 @@ class SqliteJobStore:
             job_id,
             tenant_id,
         )
+
+    def replace_delivery(self, previous: WebhookDelivery, updated: WebhookDelivery) -> bool:
+        with self._write() as conn:
+            # documents written before `version` existed read as version 0
+            cursor = conn.execute(
+                "UPDATE deliveries SET status = ?, next_attempt_at = ?, doc = ?"
+                " WHERE id = ? AND COALESCE(json_extract(doc, '$.version'), 0) = ?",
+                (
+                    updated.status.value,
+                    _ts(updated.next_attempt_at),
+                    updated.model_dump_json(),
+                    previous.id,
+                    previous.version,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    # --- webhook endpoints ----------------------------------------------------------------
+
+    def put_webhook_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO webhook_endpoints (id, tenant_id, created_at, doc)"
+                " VALUES (?, ?, ?, ?)",
+                (endpoint.id, endpoint.tenant_id, _ts(endpoint.created_at), endpoint.model_dump_json()),
+            )
+
+    def get_webhook_endpoint(self, tenant_id: str, endpoint_id: str) -> WebhookEndpoint | None:
+        return self._one(
+            WebhookEndpoint,
+            "SELECT doc FROM webhook_endpoints WHERE id = ? AND tenant_id = ?",
+            endpoint_id,
+            tenant_id,
+        )
+
+    def list_webhook_endpoints(self, tenant_id: str) -> list[WebhookEndpoint]:
+        return self._all(
+            WebhookEndpoint,
+            "SELECT doc FROM webhook_endpoints WHERE tenant_id = ? ORDER BY created_at, id",
+            tenant_id,
+        )
+
+    def delete_webhook_endpoint(self, tenant_id: str, endpoint_id: str) -> bool:
+        with self._write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM webhook_endpoints WHERE id = ? AND tenant_id = ?", (endpoint_id, tenant_id)
+            )
+            return cursor.rowcount == 1
