@@ -21,6 +21,7 @@ from ..domain import TERMINAL_STATUSES, Alias, Job, Model, ModelStatus
 from ..errors import InvalidInput, Unavailable
 from ..params import ClassifierParams
 from ..ports import JobStore
+from . import outbound
 from .datasets import DatasetService, LabelledImage
 from .images import CheckedImage, decode_base64_image, open_checked_image
 from .jobs import JobService, TrainJobRequest
@@ -258,7 +259,17 @@ def ask_chat(settings: Settings, question: str) -> str:
     url = settings.chat_api_url.rstrip("/") + "/chat/completions"
     body = {"model": settings.chat_model, "messages": [{"role": "user", "content": question}]}
     try:
-        response = httpx.post(url, json=body, headers=headers, timeout=settings.chat_timeout_seconds)
+        # the URL is the operator's, still checked at use (SSRF): public https, or loopback
+        # where TRAINYARD_ALLOW_LOOPBACK_URLS allows it; pinned to the checked address
+        response = outbound.post(
+            url,
+            allow_loopback=settings.allows_loopback_urls,
+            json=body,
+            headers=headers,
+            timeout=settings.chat_timeout_seconds,
+        )
+    except outbound.UnsafeURL as exc:
+        raise Unavailable(f"TRAINYARD_CHAT_API_URL is refused: {exc.message}") from None
     except httpx.HTTPError as exc:
         raise ChatUpstreamError(f"the chat API at {url} did not answer ({exc.__class__.__name__})") from exc
     if response.status_code != 200:

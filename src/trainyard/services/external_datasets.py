@@ -39,6 +39,7 @@ from ..ports import ImportRunner
 from .archives import CHUNK, safe_member_path
 from .datasets import DatasetService
 from .jobs import DetectionTrainJobRequest, JobService, TrainJobRequest
+from .outbound import UnsafeURL, azure_blob_endpoint, check_public_url
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ class AzureObjects:
             )
         except ValueError as exc:
             raise InvalidInput(f"azure_connection_string is not usable: {exc}") from None
+        self.endpoint: str = service.url  # the blob endpoint the SDK will call
         self._container = service.get_container_client(source.container)
 
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
@@ -341,7 +343,10 @@ class ExternalTrainingService:
         runner: ImportRunner | None,
         s3_endpoint: str | None = None,
         aws_region: str | None = None,
+        *,
+        allow_loopback_urls: bool = False,
     ) -> None:
+        self._allow_loopback_urls = allow_loopback_urls
         self._jobs = jobs
         self._datasets = datasets
         self._tmp_root = tmp_root
@@ -357,11 +362,32 @@ class ExternalTrainingService:
                 " (on AWS, TRAINYARD_DATASET_IMPORT_FUNCTION names the import function)"
             )
 
+    def check_endpoints(self, source: ExternalSource, sdk_endpoint: str | None = None) -> None:
+        """SSRF: the storage endpoint a source makes us call must be public https
+        (services/outbound.py). Azure: the endpoint its connection string names (the caller's
+        input; Azurite in tests is loopback, allowed by TRAINYARD_ALLOW_LOOPBACK_URLS), and the
+        SDK client's own URL once built (`sdk_endpoint`). S3: the endpoint override setting.
+        The SDKs resolve names themselves, so this is checked at registration and again just
+        before the download, not pinned per connection as webhooks are."""
+        if source.storage_type == "azure":
+            for endpoint in (azure_blob_endpoint(source.azure_connection_string or ""), sdk_endpoint):
+                if endpoint:
+                    try:
+                        check_public_url(endpoint, self._allow_loopback_urls)
+                    except UnsafeURL as exc:
+                        raise UnsafeURL(f"azure_connection_string: its blob endpoint {exc.message}") from None
+        elif self._s3_endpoint:
+            try:
+                check_public_url(self._s3_endpoint, self._allow_loopback_urls)
+            except UnsafeURL as exc:  # the operator's setting, not the caller's input
+                raise Unavailable(f"TRAINYARD_EXTERNAL_S3_ENDPOINT is refused: {exc.message}") from None
+
     def start(self, training: ExternalTraining) -> Job:
         """Record the job (PENDING) and start its import; returns the recorded job. When the
         runner cannot start it (Unavailable), the job is failed with that reason and the error
         raised."""
         self.check_available()
+        self.check_endpoints(training.source)
         assert self._runner is not None
         job = self._jobs.record_awaiting_dataset(training.tenant_id, training.job_id, training.request)
         try:
@@ -410,9 +436,12 @@ class ExternalTrainingService:
         return f"ran: the job is {self._jobs.get(tenant_id, job_id).status.value}"
 
     def _objects(self, source: ExternalSource) -> ObjectSource:
+        self.check_endpoints(source)  # again: DNS may answer differently at download time
         if source.storage_type == "aws":
             return S3Objects(source, self._s3_endpoint, self._aws_region)
-        return AzureObjects(source)
+        objects = AzureObjects(source)
+        self.check_endpoints(source, objects.endpoint)
+        return objects
 
     def run(self, training: ExternalTraining) -> None:
         """The download and launch; every failure ends the job FAILED with a scrubbed message."""

@@ -42,6 +42,7 @@ from ..params import (
     to_hyperparameters,
 )
 from ..ports import BlobStore, ChannelFile, EventBus, JobLauncher, JobStore, LaunchSpec, Page, PoseProbe
+from . import outbound
 from .datasets import dataset_files_prefix
 from .detection_datasets import ANNOTATIONS_FILE
 
@@ -211,8 +212,11 @@ class JobService:
         blobs: BlobStore | None = None,
         pose_probe: PoseProbe | None = None,
         max_video_frames: int = 100_000,
+        *,
+        allow_loopback_urls: bool = False,
     ) -> None:
         self._store = store
+        self._allow_loopback_urls = allow_loopback_urls
         self._launcher = launcher
         self._bus = bus
         self._blobs = blobs
@@ -229,6 +233,7 @@ class JobService:
         """Record and launch a job. With an idempotency key the ids derive from (tenant, key):
         a retried request finds the job the first one recorded, and the launch, whose platform
         name derives from the job id, cannot start a second run."""
+        self._check_webhook_url(request.webhook_url)
         fingerprint = None  # what a replay is compared with; only a keyed request can be replayed
         if idempotency_key is not None:
             fingerprint = _fingerprint(request, video)
@@ -250,6 +255,15 @@ class JobService:
         return self.get(tenant_id, job_id)
 
     create_training_job = create_job  # the name the classifier routes have always used
+
+    def _check_webhook_url(self, url: str | None) -> None:
+        """SSRF: a webhook must go to a public https URL (services/outbound.py); refused
+        before anything is recorded. Delivery checks it again."""
+        if url:
+            try:
+                outbound.check_public_url(url, self._allow_loopback_urls)
+            except outbound.UnsafeURL as exc:
+                raise outbound.UnsafeURL(f"webhook_url: {exc.message}") from None
 
     def create_planned(self, plan: JobPlan) -> Job:
         """Record and launch a job another service planned (seed 003's tag and embedder jobs,
@@ -541,6 +555,7 @@ class JobService:
         exports are checked here; the dataset id stays unset (request.dataset_id is not read)
         until `launch_with_dataset`. A job left unlaunched by a restart is failed at start-up
         (settle_unlaunched)."""
+        self._check_webhook_url(request.webhook_url)
         exports = _exports(request)
         params = {**request.params.model_dump(), "exports": exports}
         job, model = self._training_records(tenant_id, job_id, new_id("mdl"), None, request, params)

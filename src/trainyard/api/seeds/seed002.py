@@ -29,6 +29,7 @@ from ...errors import BadRequest, Conflict, InvalidInput, TrainyardError
 from ...params import ClassifierParams, DetectionParams, normalise_exports
 from ...services.external_datasets import ExternalSource, ExternalTraining, plain_summary
 from ...services.jobs import WEBHOOK_URL, DetectionTrainJobRequest, TrainJobRequest
+from ...services.outbound import UnsafeURL, check_public_url
 from ..deps import ServicesDep
 from ..errors import STATUS_BY_ERROR, describe_validation_error
 from .common import TokenTenantDep, seed_router, token_tenant
@@ -162,6 +163,14 @@ async def start_training(request: Request, services: ServicesDep) -> JSONRespons
             ),
         )
         services.external_training.check_available()
+        # SSRF: the webhook and the storage endpoint must be public https; refused before
+        # the project is claimed or anything recorded
+        if webhook_url:
+            try:
+                check_public_url(webhook_url, services.settings.allows_loopback_urls)
+            except UnsafeURL as exc:
+                raise UnsafeURL(f"webhook_url: {exc.message}") from None
+        services.external_training.check_endpoints(training.source)
         _claim_project(services, training, start)
         try:
             services.external_training.start(training)
