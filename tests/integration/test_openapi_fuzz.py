@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from fastapi.testclient import TestClient
+
 from tests.integration.openapi_fuzzing import build_fuzzed_app, fuzz_every_operation
 
 FUZZ_EXAMPLES = 8
+TENANT = "default"
 
 
 def test_no_server_errors_and_answers_match_their_schemas(tmp_path: Path) -> None:
@@ -45,3 +49,32 @@ def test_seed_routes_declare_their_own_error_form_not_fastapis(tmp_path: Path) -
         if "text/html" in operation.get("responses", {}).get("422", {}).get("content", {})
     ]
     assert html_routes
+
+
+def test_core_routes_declare_the_error_body_they_send(tmp_path: Path) -> None:
+    """Regression: the core routes declared FastAPI's 422 {"detail": [...]} while every refusal
+    is {"error": code, "message": text}; the fuzzer's schema check could not see it because
+    `detail` is optional there. Now the declared body is the one sent, with both keys required."""
+    fuzzed = build_fuzzed_app(tmp_path / "home")
+    spec = fuzzed.app.openapi()
+    refused = spec["paths"]["/v1/jobs"]["post"]["responses"]["422"]["content"]["application/json"]["schema"]
+    assert refused == {"$ref": "#/components/schemas/ErrorBody"}
+    assert set(spec["components"]["schemas"]["ErrorBody"]["required"]) == {"error", "message"}
+
+
+@pytest.mark.parametrize("dataset_id", ["", "d" * 101, "²"])
+def test_seed000_train_refuses_impossible_dataset_ids_with_4xx(tmp_path: Path, dataset_id: str) -> None:
+    """Regression (found by the long fuzz run): an empty or over-long string dataset_id reached
+    the core request's own validation inside the handler and answered 500; "²" passes
+    str.isdigit() but not int(). Now each is a 4xx in seed 000's form, and nothing is recorded."""
+    fuzzed = build_fuzzed_app(tmp_path / "home")
+    with TestClient(fuzzed.app) as client:
+        answer = client.post(
+            "/seeds/000/models/train",
+            json={"dataset_id": dataset_id, "model_name": "m"},
+            headers={"Authorization": f"Bearer {fuzzed.api_key}"},
+        )
+    assert 400 <= answer.status_code < 500, answer.text
+    assert "dataset" in answer.json()["message"]
+    assert fuzzed.launcher.launched == []
+    assert fuzzed.services.store.list_jobs(TENANT, 10, None).items == []

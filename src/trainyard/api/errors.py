@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
@@ -31,6 +32,19 @@ STATUS_BY_ERROR: dict[type[TrainyardError], int] = {
     Unavailable: 503,
     PayloadTooLarge: 413,
     InvalidInput: 422,
+}
+
+
+class ErrorBody(BaseModel):
+    error: str  # a stable code, e.g. not_found, invalid_input
+    message: str  # what was wrong, for a person
+
+
+# Declared on every core router: without it the OpenAPI would promise FastAPI's
+# {"detail": [...]} for 422, which the handlers below never send.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorBody, "description": "The request was refused; the message says why"},
+    "4XX": {"model": ErrorBody, "description": "The request was refused; the message says why"},
 }
 
 

@@ -22,9 +22,10 @@ from .deps import (
     remove_quietly,
     spool_upload,
 )
+from .errors import ERROR_RESPONSES
 from .routes_uploads import dataset_from_upload_request
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
 
 
 MAX_POSE_FILES = 20  # a .slp and its videos, sent as separate `file` fields

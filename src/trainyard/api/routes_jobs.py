@@ -24,9 +24,9 @@ from .deps import (
     remove_quietly,
     spool_upload,
 )
-from .errors import describe_validation_error
+from .errors import ERROR_RESPONSES, describe_validation_error
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
 JOB_REQUEST: TypeAdapter[AnyJobRequest] = TypeAdapter(JobRequest)
 # The multipart form of a job request: these fields as text (params as a JSON object), and

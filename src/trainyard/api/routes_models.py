@@ -20,8 +20,9 @@ from .deps import (
     read_json_body,
     reject_unknown_fields,
 )
+from .errors import ERROR_RESPONSES
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=ERROR_RESPONSES)
 
 
 @router.get("")

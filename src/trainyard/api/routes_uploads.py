@@ -25,8 +25,9 @@ from .deps import (
     remove_quietly,
     spool_chunks,
 )
+from .errors import ERROR_RESPONSES
 
-router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"], responses=ERROR_RESPONSES)
 
 # The JSON bodies here are a few short fields; nothing legitimate comes near this.
 MAX_JSON_BODY_BYTES = 16 * 1024

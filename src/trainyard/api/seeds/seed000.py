@@ -199,7 +199,10 @@ def core_parameters(given: Parameters | str | None) -> tuple[ClassifierParams, i
 
 def _dataset_id(services: Services, tenant: str, given: int | str) -> str:
     """The seed's integer dataset ids (GET /datasets), or a Trainyard `ds_…` id."""
-    if isinstance(given, str) and not given.isdigit():
+    # isascii: "²".isdigit() is true but int() refuses it
+    if isinstance(given, str) and not (given.isascii() and given.isdigit()):
+        if not 1 <= len(given) <= 100:  # checked here, not left to the core request (a 500)
+            raise InvalidInput("dataset_id: a seed dataset number or a Trainyard id (1 to 100 characters)")
         return given
     alias = SeedNumbers(services.store, tenant, DATASETS).get(int(given))
     if alias is None:
