@@ -8,6 +8,13 @@ and, when those run out, lands in the dead-letter queue as a record of the failu
 "Scheduled Event" (every minute): attempts the pending deliveries whose backoff has passed.
 The event path alone cannot space attempts over hours: EventBridge's retry policy covers
 failed invocations only, and Lambda retries a failed async invocation at most twice.
+
+The schedule is the service's (settings.webhook_retry_delays: Standard Webhooks' steps over
+about three days), the same as on the local stack; the sweep's one-minute rate is its
+resolution, so the 5 s step becomes the next sweep or Lambda's own retry. The scheduled and the
+event invocations may run at once: each attempt is claimed with a conditional write first
+(WebhookService.attempt), so only one of them sends it. A dead-lettered event is a record that
+the first minutes failed; the delivery itself stays pending and the sweep keeps attempting it.
 """
 
 from __future__ import annotations
