@@ -346,3 +346,20 @@ def test_redelivery_of_unknown_or_pending_or_another_tenants_delivery_is_refused
     assert client.post(f"/v1/jobs/{job.id}/webhooks/msg_nope/redeliver").status_code == 404
     other = record_job(services.store, tenant="other", webhook_url="http://127.0.0.1:9/h")
     assert client.post(f"/v1/jobs/{other.id}/webhooks/msg_x/redeliver").status_code == 404
+
+
+def test_without_a_grace_period_a_rotated_secret_signs_alone(client: TestClient, services: Services) -> None:
+    services.webhooks._grace = timedelta(0)  # TRAINYARD_WEBHOOK_SECRET_GRACE_SECONDS=0
+    with receiver() as hook:
+        endpoint = client.post("/v1/webhook-endpoints", json={"url": hook.url}).json()
+        second = client.post(f"/v1/webhook-endpoints/{endpoint['id']}/rotate").json()["secret"]
+        job = record_job(services.store, webhook_url=hook.url)
+        services.jobs.transition(job.id, JobStatus.SUCCEEDED)
+        hook.wait_for_requests(1)
+    request = hook.requests[0]
+    assert len(request["headers"]["webhook-signature"].split(" ")) == 1
+    assert verify(second, request["headers"], request["body"])
+    assert not verify(endpoint["secret"], request["headers"], request["body"])
+    # deleting the endpoint returns its URL to the tenant-wide secret
+    assert client.delete(f"/v1/webhook-endpoints/{endpoint['id']}").status_code == 204
+    assert client.get(f"/v1/webhook-endpoints/{endpoint['id']}").status_code == 404
