@@ -543,3 +543,30 @@ def test_labels_that_look_like_formulas_are_stored_as_given(stack: Stack) -> Non
     assert created.status_code == 201, created.text
     assert sorted(created.json()["classes"]) == sorted(labels)
     assert stack.client.delete(f"/v1/datasets/{created.json()['id']}").status_code == 204
+
+
+def test_a_predict_file_sent_chunked_without_a_length_is_capped_while_read(stack: Stack) -> None:
+    """A chunked body declares no Content-Length, so the declared-size check cannot see it: the
+    read itself stops at the inline limit."""
+    boundary = "hostileboundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+    payload = incompressible(INLINE_LIMIT + 1024)
+
+    def chunks() -> Iterator[bytes]:
+        yield head
+        for start in range(0, len(payload), 1024 * 1024):
+            yield payload[start : start + 1024 * 1024]
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    before = state_of(stack)
+    response = stack.client.post(
+        "/v1/models/mdl_unknown/predict",
+        content=chunks(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 413, response.text[:500]
+    assert "POST /v1/uploads" in response.json()["message"]
+    assert state_of(stack) == before

@@ -7,10 +7,11 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse
 
-from ..errors import BadRequest, InvalidInput
+from ..errors import BadRequest, InvalidInput, PayloadTooLarge
 from ..services.images import decode_base64_image
 from ..services.models import EXPORT_MEDIA_TYPES, PREDICT_OPTIONS
 from .deps import (
+    UPLOAD_FLOW_HINT,
     PaginationDep,
     ServicesDep,
     TenantDep,
@@ -75,7 +76,11 @@ async def predict(
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise InvalidInput("file: a multipart file field named 'file' is required")
-        image = await upload.read()
+        image = await upload.read(limit + 1)  # a chunked body declares no length: cap the read
+        if len(image) > limit:
+            raise PayloadTooLarge(
+                f"file {upload.filename!r} is over the {limit}-byte inline limit{UPLOAD_FLOW_HINT}"
+            )
         options = _options(form, request.query_params)
     elif content_type.startswith("application/json"):
         body = await read_json_body(request, limit)
