@@ -126,6 +126,8 @@ def stack(
         "TRAINYARD_MAX_RUNTIME_SECONDS": "7200", "TRAINYARD_MAX_WAIT_SECONDS": "14400",
         "TRAINYARD_BATCH_JOB_QUEUE": QUEUE, "TRAINYARD_BATCH_JOB_DEFINITION": DEFINITION,
         "TRAINYARD_REAPER_STALE_SECONDS": "0", "TRAINYARD_WEBHOOK_BACKOFF_SECONDS": "0",
+        # the emulators and the webhook receiver listen on loopback, which AWS refuses by default
+        "TRAINYARD_ALLOW_LOOPBACK_URLS": "true",
         "POWERTOOLS_SERVICE_NAME": "trainyard", "POWERTOOLS_METRICS_NAMESPACE": "Trainyard",
         "POWERTOOLS_TRACE_DISABLED": "true", "TRAINYARD_IDEMPOTENCY_TABLE": TEST_TABLE_NAME,
     }  # fmt: skip

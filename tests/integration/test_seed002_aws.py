@@ -125,6 +125,8 @@ def aws(
         "TRAINYARD_DATASET_IMPORT_FUNCTION": IMPORT_FUNCTION,
         # the caller's bucket is on moto's S3 server, which checks the keys
         "TRAINYARD_EXTERNAL_S3_ENDPOINT": source.endpoint,
+        # the emulators and the webhook receiver listen on loopback, which AWS refuses by default
+        "TRAINYARD_ALLOW_LOOPBACK_URLS": "true",
         "POWERTOOLS_SERVICE_NAME": "trainyard", "POWERTOOLS_TRACE_DISABLED": "true",
     }  # fmt: skip
     for name, value in settings_env.items():
