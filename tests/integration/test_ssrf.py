@@ -161,3 +161,16 @@ def test_a_chat_api_url_on_a_private_address_is_refused_at_use(tmp_path: Path) -
     settings = Settings(home=tmp_path / "chat", chat_api_url="https://169.254.169.254/v1")
     with pytest.raises(Unavailable, match="TRAINYARD_CHAT_API_URL is refused.*metadata"):
         ask_chat(settings, "hello?")
+
+
+def test_seed002_refuses_a_private_default_webhook_setting(tmp_path: Path) -> None:
+    """A request that names no webhook gets TRAINYARD_SEED002_DEFAULT_WEBHOOK_URL, checked the same."""
+    services = bootstrap(
+        Settings(home=tmp_path / "default-hook", seed002_default_webhook_url="https://10.9.8.7/hook")
+    )
+    key = services.tenants.ensure_default_key(None, services.settings.home / "api_key")
+    with TestClient(create_app(services, background_work=False)) as test_client:
+        response = test_client.post("/starttraining/", json=seed002_body(), headers={"Authorization": key})
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["message"].startswith("webhook_url:") and "private" in response.json()["message"]
+    assert services.store.list_jobs("default", 10, None).items == []
