@@ -25,6 +25,7 @@ from .deps import (
     spool_upload,
 )
 from .errors import ERROR_RESPONSES, describe_validation_error
+from .routes_webhooks import delivery_body
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
@@ -161,7 +162,7 @@ def cancel_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict[st
 def job_webhooks(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     services.jobs.get(tenant, job_id)
     deliveries = services.webhooks.deliveries(tenant, job_id)
-    return {"items": [d.model_dump(mode="json", exclude={"tenant_id", "payload"}) for d in deliveries]}
+    return {"items": [delivery_body(d) for d in deliveries]}
 
 
 @router.get("/{job_id}/results", summary="An inference job's results: counts and the files to download")
