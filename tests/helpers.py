@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: a job record without a worker, and a webhook receiver."""
+"""Helpers shared by the tests: a job record without a worker, a launcher that records, a local
+HTTP server, and a webhook receiver."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from trainyard.domain import Job, JobType, Model, Task, new_id
-from trainyard.ports import JobStore
+from trainyard.ports import JobStore, LaunchSpec, LaunchState, LaunchStatus
 
 
 def record_job(store: JobStore, tenant: str = "default", webhook_url: str | None = None) -> Job:
@@ -44,11 +45,53 @@ class Receiver:
     received: threading.Event = field(default_factory=threading.Event)
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that keeps http.server's access log out of the test output."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serve_locally(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serves `handler` on a free loopback port in a thread; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class RecordingLauncher:
+    """A JobLauncher that starts nothing: it records launches and stops, and reports every
+    launched job as running, so jobs stay where the test leaves them."""
+
+    launched: list[LaunchSpec] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+
+    def launch(self, spec: LaunchSpec) -> str:
+        self.launched.append(spec)
+        return f"recorded-{spec.job_id}"
+
+    def stop(self, job_id: str, launch_ref: str | None) -> None:
+        self.stopped.append(job_id)
+
+    def describe(self, job_id: str, launch_ref: str | None) -> LaunchStatus:
+        return LaunchStatus(LaunchState.RUNNING)
+
+    def persist_model(self, job_id: str, model_prefix: str) -> None:
+        pass
+
+
 @contextmanager
 def webhook_receiver(script: list[int] | None = None) -> Iterator[Receiver]:
     receiver = Receiver(url="", script=list(script or []))
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             status = receiver.script.pop(0) if receiver.script else 200
@@ -60,18 +103,9 @@ def webhook_receiver(script: list[int] | None = None) -> Iterator[Receiver]:
             if status == 200:
                 receiver.received.set()
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_locally(Handler) as base_url:
+        receiver.url = f"{base_url}/hook"
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def progress(job_id: str, kind: str, **fields: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,37 +21,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.contract.test_job_store import ADAPTERS
-from tests.helpers import progress, record_job
+from tests.helpers import RecordingLauncher, progress, record_job
 from trainyard.adapters.local.disk_blobs import DiskBlobStore
 from trainyard.adapters.local.event_bus import InProcessEventBus
 from trainyard.domain import FORWARD_PATH, Job, JobStatus, ModelStatus
 from trainyard.errors import Conflict
-from trainyard.ports import JobStore, LaunchSpec, LaunchState, LaunchStatus
+from trainyard.ports import JobStore
 from trainyard.services.job_events import CONTAINER_STATUSES, MODEL_MANIFEST, JobEventsService
 from trainyard.services.jobs import JobService
 
 EXAMPLES = 40
 TENANT = "default"
-
-
-@dataclass
-class StopRecordingLauncher:
-    """No job here is launched; the events are fed by hand. Cancellation calls stop, which is
-    recorded to check that it happens once, and only when the cancellation applied."""
-
-    stopped: list[str] = field(default_factory=list)
-
-    def launch(self, spec: LaunchSpec) -> str:
-        raise AssertionError("the state machine tests launch nothing")
-
-    def stop(self, job_id: str, launch_ref: str | None) -> None:
-        self.stopped.append(job_id)
-
-    def describe(self, job_id: str, launch_ref: str | None) -> LaunchStatus:
-        return LaunchStatus(LaunchState.RUNNING)
-
-    def persist_model(self, job_id: str, model_prefix: str) -> None:
-        pass
 
 
 # An event is a tuple naming what happened: ("status", STATUS), ("epoch", n), ("progress", done),
@@ -117,7 +97,7 @@ def expected_progress(stream: list[Event]) -> int:
 class Harness:
     store: JobStore
     blobs: DiskBlobStore
-    launcher: StopRecordingLauncher
+    launcher: RecordingLauncher
     jobs: JobService
     events: JobEventsService
 
@@ -175,7 +155,7 @@ class Harness:
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
     store = ADAPTERS[request.param](request, tmp_path)
     blobs = DiskBlobStore(tmp_path / "blobs")
-    launcher = StopRecordingLauncher()
+    launcher = RecordingLauncher()
     jobs = JobService(store, launcher, InProcessEventBus(), blobs)
     return Harness(store, blobs, launcher, jobs, JobEventsService(store, blobs, jobs))
 
@@ -233,6 +213,7 @@ def test_any_delivery_order_ends_where_the_stream_implies(harness: Harness, stre
     }.get(final.status, ModelStatus.TRAINING)
     # the worker is stopped once, only for a cancellation that ended the job
     assert harness.launcher.stopped.count(job.id) == (1 if final.status is JobStatus.CANCELLED else 0)
+    assert harness.launcher.launched == []  # events are fed by hand; nothing is launched
 
 
 @bounded

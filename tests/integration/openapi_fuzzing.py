@@ -32,33 +32,12 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from tests.helpers import RecordingLauncher
 from trainyard.api.app import create_app
 from trainyard.bootstrap import Services, _local_adapters, _wire
-from trainyard.ports import LaunchSpec, LaunchState, LaunchStatus
 from trainyard.settings import Settings
 
 CHECKS = [not_a_server_error, response_schema_conformance]
-
-
-@dataclass
-class RecordingLauncher:
-    """Records launches instead of starting trainings; jobs stay as the API left them."""
-
-    launched: list[LaunchSpec] = field(default_factory=list)
-    stopped: list[str] = field(default_factory=list)
-
-    def launch(self, spec: LaunchSpec) -> str:
-        self.launched.append(spec)
-        return f"recorded-{spec.job_id}"
-
-    def stop(self, job_id: str, launch_ref: str | None) -> None:
-        self.stopped.append(job_id)
-
-    def describe(self, job_id: str, launch_ref: str | None) -> LaunchStatus:
-        return LaunchStatus(LaunchState.RUNNING)
-
-    def persist_model(self, job_id: str, model_prefix: str) -> None:
-        pass
 
 
 @dataclass

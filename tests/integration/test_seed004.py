@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.helpers import QuietHandler, serve_locally
 from tests.synthetic_digits import as_data_url, canvas_png, digit_rows, digits_csv
 from trainyard.api.app import create_app
 from trainyard.bootstrap import Services, bootstrap
@@ -225,7 +224,7 @@ def chat_server() -> Iterator[ChatServer]:
     """A local server that answers POST /v1/chat/completions in OpenAI's response shape."""
     server_state = ChatServer(url="")
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
             body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
             server_state.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
@@ -249,18 +248,9 @@ def chat_server() -> Iterator[ChatServer]:
             self.end_headers()
             self.wfile.write(payload)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server_state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_locally(Handler) as base_url:
+        server_state.url = f"{base_url}/v1"
         yield server_state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextmanager

@@ -13,14 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import record_job
+from tests.helpers import QuietHandler, record_job, serve_locally
 from trainyard.api.app import create_app
 from trainyard.bootstrap import Services, bootstrap
 from trainyard.domain import DeliveryStatus, JobStatus, WebhookDelivery, utcnow
@@ -77,7 +76,7 @@ class Receiver:
 def receiver(script: list[int | str] | None = None) -> Iterator[Receiver]:
     state = Receiver(script=list(script or []))
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             headers = {k.lower(): v for k, v in self.headers.items()}
@@ -97,18 +96,9 @@ def receiver(script: list[int | str] | None = None) -> Iterator[Receiver]:
                     if headers["webhook-id"] not in state.accepted:
                         state.accepted.append(headers["webhook-id"])
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_locally(Handler) as base_url:
+        state.url = f"{base_url}/hook"
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def wait_for_delivery(client: TestClient, job_id: str, status: str, timeout: float = 15.0) -> dict[str, Any]:

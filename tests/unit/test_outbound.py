@@ -6,14 +6,13 @@ private one."""
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from tests.helpers import QuietHandler, serve_locally
 from trainyard.services import outbound
 from trainyard.services.outbound import UnsafeURL, azure_blob_endpoint, check_public_url
 from trainyard.settings import Settings
@@ -210,24 +209,15 @@ def http_receiver() -> Iterator[tuple[int, list[dict[str, str]]]]:
     """A plain HTTP server on 127.0.0.1 recording the headers of each POST it gets."""
     seen: list[dict[str, str]] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
             self.rfile.read(int(self.headers.get("content-length", 0)))
             seen.append({k.lower(): v for k, v in self.headers.items()})
             self.send_response(204)
             self.end_headers()
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_locally(Handler) as base_url:
+        yield int(base_url.rsplit(":", 1)[1]), seen
 
 
 def test_delivery_resolves_once_and_keeps_the_host_header(fake_dns: dict[str, Any]) -> None:
