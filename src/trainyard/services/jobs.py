@@ -583,10 +583,22 @@ class JobService:
         try:
             if plan.store_inputs is not None:
                 plan.store_inputs()
-            self._store.set_launch_ref(job.id, self._launcher.launch(plan.spec))
+            self._store.set_launch_ref(job.id, self._launch_asking_again(plan.spec))
         except Exception as exc:
             log.exception("launching job %s failed", job.id)
             self.transition(job.id, JobStatus.FAILED, error=f"could not start the worker: {exc}")
+
+    def _launch_asking_again(self, spec: LaunchSpec) -> str:
+        """A launch that raised may still have started the run: the platform accepted the call
+        and only its answer was lost (a read timeout). Launchers are idempotent per job id (the
+        platform name derives from it), so asking once more finds that run, or starts the one
+        that never began, and never starts a second; failing the job instead would leave a run
+        the service no longer follows."""
+        try:
+            return self._launcher.launch(spec)
+        except Exception:
+            log.warning("launching job %s raised; launching again by its name", spec.job_id, exc_info=True)
+            return self._launcher.launch(spec)
 
     def transition(
         self,
