@@ -9,7 +9,6 @@ the same Idempotency-Key must get the same job and start nothing more."""
 from __future__ import annotations
 
 import json
-
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
