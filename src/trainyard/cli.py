@@ -17,11 +17,21 @@ def serve(settings: Settings) -> None:
     from .api.app import create_app
 
     services = bootstrap(settings)
-    key = services.tenants.ensure_default_key(settings.api_key, services.settings.home / "api_key")
+    key_file = services.settings.home / "api_key"
+    generated = not settings.api_key and not key_file.exists()
+    key = services.tenants.ensure_default_key(settings.api_key, key_file)
     app = create_app(services, background_work=True)
     url = f"http://{settings.host}:{settings.port}"
     print(f"Trainyard is running at {url}  (API docs: {url}/docs)", flush=True)
-    print(f"API key: {key}", flush=True)
+    # The whole key only when it was just generated (shown once, as `keys create` does); a
+    # key from TRAINYARD_API_KEY or the key file is named by its prefix, so a captured
+    # server log never holds a usable credential.
+    if generated:
+        print(f"API key: {key}  (new; also in {key_file}, mode 0600)", flush=True)
+    elif settings.api_key:
+        print(f"API key: {key[:7]}… (from TRAINYARD_API_KEY)", flush=True)
+    else:
+        print(f"API key: {key[:7]}… (in {key_file})", flush=True)
     print(f"Data: {services.settings.home}", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
