@@ -51,6 +51,41 @@ def _is_embedded(video: Any, labels_file: Path) -> bool:
     return isinstance(filename, str) and Path(filename).resolve() == labels_file.resolve()
 
 
+def refuse_file_references(labels_file: Path) -> None:
+    """A .slp is HDF5, which can point outside itself: external links (a group or dataset in
+    another HDF5 file), datasets whose bytes live in external raw files (any file, e.g.
+    /etc/passwd), and virtual datasets mapping other files. h5py would follow each of them
+    when sleap-io reads, so a labels file holding any of them is refused before it is opened
+    for reading labels; links within the file are fine."""
+    import h5py  # noqa: PLC0415 - sleap-io's own dependency; lazily, like sleap_io
+
+    found: list[str] = []
+
+    def visit(name: str, link: Any) -> None:
+        if isinstance(link, h5py.ExternalLink):
+            found.append(f"{name} is an external link to {link.filename}")
+            return
+        if not isinstance(link, h5py.HardLink):
+            return
+        item = handle.get(name)
+        if isinstance(item, h5py.Dataset):
+            if item.external:
+                found.append(f"{name} stores its data in external file(s)")
+            elif item.is_virtual:
+                found.append(f"{name} is a virtual dataset over other files")
+
+    try:
+        with h5py.File(labels_file, "r") as handle:
+            handle.visititems_links(visit)
+    except OSError as exc:
+        raise DataError(f"{labels_file.name} is not a readable SLEAP labels file: {exc}") from None
+    if found:
+        raise DataError(
+            f"{labels_file.name} refers to data outside itself, which is not accepted: "
+            + "; ".join(found[:3])
+        )
+
+
 def load_labels(root: Path, labels_file: Path | None = None) -> tuple[Any, Path]:
     """Load the labels under `root` (the one labels file found there, or `labels_file`),
     pointing each external video at the uploaded file of the same name: the paths stored in
@@ -59,6 +94,7 @@ def load_labels(root: Path, labels_file: Path | None = None) -> tuple[Any, Path]
 
     if labels_file is None:
         labels_file = find_labels_file(root)
+    refuse_file_references(labels_file)
     try:
         labels = sio.load_slp(str(labels_file), open_videos=False)
     except Exception as exc:
