@@ -23,7 +23,7 @@ def test_an_external_link_to_another_hdf5_file_is_refused(tmp_path: Path) -> Non
     with h5py.File(labels, "a") as handle:
         handle["sneaky"] = h5py.ExternalLink(str(tmp_path / "elsewhere.h5"), "/data")
     with pytest.raises(
-        DataError, match="refers to data outside itself.*sneaky is an external link"
+        DataError, match=r"refers to data outside itself.*sneaky is an external link"
     ):
         probe_dataset(tmp_path / "up")
 
@@ -82,7 +82,9 @@ def test_a_stored_video_path_outside_the_upload_is_never_followed(
     write_upload(outside)  # writes outside/clip.mp4 (and labels we do not use)
     labels = write_upload(tmp_path / "up", video=False)
     _point_video_at(labels, stored.format(outside=outside))
-    with pytest.raises(DataError, match="video clip.mp4 used by labels.slp is not in the upload"):
+    with pytest.raises(
+        DataError, match=r"video clip\.mp4 used by labels\.slp is not in the upload"
+    ):
         probe_dataset(tmp_path / "up")
 
     (tmp_path / "up" / "clip.mp4").write_bytes((outside / "clip.mp4").read_bytes())
