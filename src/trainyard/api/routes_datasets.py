@@ -23,6 +23,7 @@ from .deps import (
     spool_upload,
 )
 from .errors import ERROR_RESPONSES
+from .idempotency import CoreIdempotent
 from .routes_uploads import dataset_from_upload_request
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
@@ -89,10 +90,17 @@ UPLOAD_BODY = {
     " SLEAP labels (pose)",
     openapi_extra=UPLOAD_BODY,
 )
-async def create_dataset(request: Request, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+async def create_dataset(
+    request: Request,
+    services: ServicesDep,
+    tenant: TenantDep,
+    call: CoreIdempotent,
+) -> Any:
+    if call.replayed is not None:
+        return call.replayed
     if request.headers.get("content-type", "").startswith("application/json"):
         # {"name", "upload_id"}: the archive was sent beforehand through POST /v1/uploads
-        return public_dataset(await dataset_from_upload_request(request, tenant))
+        return call.remember(public_dataset(await dataset_from_upload_request(request, tenant)), 201)
     limit = services.settings.inline_limit
     check_declared_size(request, limit + 64 * 1024)
     form = await multipart_form(request, max_files=MAX_POSE_FILES)
@@ -119,7 +127,7 @@ async def create_dataset(request: Request, services: ServicesDep, tenant: Tenant
     finally:
         for path, _ in spooled:
             remove_quietly(path)
-    return public_dataset(dataset)
+    return call.remember(public_dataset(dataset), 201)
 
 
 @router.get("")
@@ -148,12 +156,18 @@ def delete_dataset(dataset_id: str, services: ServicesDep, tenant: TenantDep) ->
 
 @router.post("/{dataset_id}/images", summary="Append base64 images: {images: [{image_b64, label, split?}]}")
 async def add_images(
-    dataset_id: str, request: Request, services: ServicesDep, tenant: TenantDep
-) -> dict[str, Any]:
+    dataset_id: str,
+    request: Request,
+    services: ServicesDep,
+    tenant: TenantDep,
+    call: CoreIdempotent,
+) -> Any:
+    if call.replayed is not None:  # the images were added once; a retry must not add them again
+        return call.replayed
     body = await read_json_body(request, services.settings.inline_limit)
     images = body.get("images")
     reject_unknown_fields(body, {"images"})
     if not isinstance(images, list) or not all(isinstance(i, dict) for i in images):
         raise InvalidInput("images: expected a list of {image_b64, label} objects")
     dataset = await run_in_threadpool(services.datasets.add_images, tenant, dataset_id, images)
-    return {**public_dataset(dataset), "added": len(images)}  # all are added or none
+    return call.remember({**public_dataset(dataset), "added": len(images)})  # all are added or none

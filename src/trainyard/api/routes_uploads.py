@@ -26,6 +26,7 @@ from .deps import (
     spool_chunks,
 )
 from .errors import ERROR_RESPONSES
+from .idempotency import CoreIdempotent
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"], responses=ERROR_RESPONSES)
 
@@ -67,7 +68,14 @@ CREATE_BODY = {
     summary="Start an upload; the answer says where to send the file (method, url, fields)",
     openapi_extra=CREATE_BODY,
 )
-async def create_upload(request: Request, uploads: UploadsDep, tenant: TenantDep) -> dict[str, Any]:
+async def create_upload(
+    request: Request,
+    uploads: UploadsDep,
+    tenant: TenantDep,
+    call: CoreIdempotent,
+) -> Any:
+    if call.replayed is not None:
+        return call.replayed
     body = await read_json_body(request, MAX_JSON_BODY_BYTES)
     reject_unknown_fields(body, {"filename", "size_bytes", "purpose"})
     filename, size_bytes, purpose = (
@@ -84,7 +92,7 @@ async def create_upload(request: Request, uploads: UploadsDep, tenant: TenantDep
     instructions = await run_in_threadpool(uploads.create, tenant, filename, size_bytes, purpose)
     # The API transport answers with a path on this API; clients need a whole URL.
     instructions["url"] = urljoin(str(request.base_url), instructions["url"])
-    return instructions
+    return call.remember(instructions, 201)
 
 
 @router.put(

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..domain import WebhookDelivery, WebhookEndpoint
 from .deps import ServicesDep, TenantDep
+from .idempotency import CoreIdempotent
 
 router = APIRouter(tags=["webhooks"])
 
@@ -41,12 +42,19 @@ def delivery_body(delivery: WebhookDelivery) -> dict[str, Any]:
     summary="Register a URL with its own signing secret (returned once); registering it again re-enables it",
 )
 def register_endpoint(
-    request: EndpointRequest, response: Response, services: ServicesDep, tenant: TenantDep
-) -> dict[str, Any]:
+    request: EndpointRequest,
+    response: Response,
+    services: ServicesDep,
+    tenant: TenantDep,
+    call: CoreIdempotent,
+) -> Any:
+    if call.replayed is not None:
+        return call.replayed
     endpoint, secret, created = services.webhooks.register_endpoint(tenant, request.url)
     if not created:
         response.status_code = 200
-    return endpoint_body(endpoint, secret)
+    # the signing secret stays in the secret store only: a replay answers without it
+    return call.remember(endpoint_body(endpoint, secret), response.status_code or 201, redact=("secret",))
 
 
 @router.get("/v1/webhook-endpoints", summary="The tenant's webhook endpoints (secrets are not shown)")

@@ -32,6 +32,7 @@ from ...services.jobs import TrainJobRequest
 from ...services.model_versions import FedImage, ModelFeeder, SeedNumbers, VersionedModel, VersionedModels
 from ...services.models import DEFAULT_TOP_K, MAX_TOP_K
 from ..deps import ServicesDep
+from ..idempotency import SeedIdempotent
 from .common import SeedTenantDep, seed_router
 
 MODELS = "000.model"
@@ -282,7 +283,9 @@ def get_model(
 
 
 @router.post("/models/train")
-def train_model(body: TrainBody, services: ServicesDep, tenant: SeedTenantDep) -> dict[str, Any]:
+def train_model(body: TrainBody, services: ServicesDep, tenant: SeedTenantDep, call: SeedIdempotent) -> Any:
+    if call.replayed is not None:
+        return call.replayed
     params, num_predictions = core_parameters(body.parameters)
     request = TrainJobRequest(
         type="train",
@@ -295,7 +298,7 @@ def train_model(body: TrainBody, services: ServicesDep, tenant: SeedTenantDep) -
     versioned = VersionedModels(services.store, tenant, MODELS).create(
         job.model_id, {"num_predictions": num_predictions}
     )
-    return _view(services, tenant, versioned, 1)
+    return call.remember(_view(services, tenant, versioned, 1))
 
 
 @router.delete("/models/{model_id}")
@@ -341,7 +344,11 @@ def _stored_image(services: Services, tenant: str, number: int) -> Image:
 
 
 @router.put("/models/feed/{model_id}")
-def feed_model(model_id: int, body: FeedBody, services: ServicesDep, tenant: SeedTenantDep) -> dict[str, Any]:
+def feed_model(
+    model_id: int, body: FeedBody, services: ServicesDep, tenant: SeedTenantDep, call: SeedIdempotent
+) -> Any:
+    if call.replayed is not None:
+        return call.replayed
     models = VersionedModels(services.store, tenant, MODELS)
     versioned = models.get(model_id)
     base = _base_version(services, tenant, versioned)
@@ -367,7 +374,9 @@ def feed_model(model_id: int, body: FeedBody, services: ServicesDep, tenant: See
         for image, metadata in result.added
     ]
     versioned = models.add_version(versioned, result.job.model_id)
-    return {**_view(services, tenant, versioned, len(versioned.versions)), "fed_image_ids": fed}
+    return call.remember(
+        {**_view(services, tenant, versioned, len(versioned.versions)), "fed_image_ids": fed}
+    )
 
 
 @router.get("/datasets")

@@ -48,6 +48,7 @@ from ...services.jobs import PoseInferJobRequest, PoseTrainJobRequest, VideoInpu
 from ...services.models import RESULT_MEDIA_TYPES
 from ..deps import ServicesDep, download_response, read_json_body, remove_quietly
 from ..errors import describe_validation_error
+from ..idempotency import SeedIdempotent
 from .common import SeedTenantDep, seed_router
 
 
@@ -233,7 +234,11 @@ def _model_and_job(services: Services, tenant: str, model_uid: str) -> tuple[Ali
     summary="Train a pose model on a base64 7z SLEAP dataset",
     openapi_extra=_json_body_doc(TrainNetworkRequest),
 )
-async def train_network(request: Request, services: ServicesDep, tenant: SeedTenantDep) -> dict[str, str]:
+async def train_network(
+    request: Request, services: ServicesDep, tenant: SeedTenantDep, call: SeedIdempotent
+) -> Any:
+    if call.replayed is not None:
+        return call.replayed
     body = await read_json_body(request, _body_limit(services))
     parsed = _parse(TrainNetworkRequest, body)
     params = parsed.training_config.pose_params()  # refused before anything is stored
@@ -279,7 +284,7 @@ async def train_network(request: Request, services: ServicesDep, tenant: SeedTen
         if not services.jobs.get(tenant, job.id).status.is_terminal:
             services.jobs.cancel(tenant, job.id)
         raise
-    return {"model_uid": model_uid, "task_id": task_id}
+    return call.remember({"model_uid": model_uid, "task_id": task_id})
 
 
 @router.get("/api/learning-stats", summary="Per-epoch loss, lr and val_loss, keyed by epoch from 0")
@@ -330,7 +335,11 @@ def model_info(
     summary="Run a trained model on a base64 video → results_id",
     openapi_extra=_json_body_doc(VideoInferenceRequest),
 )
-async def video_inference(request: Request, services: ServicesDep, tenant: SeedTenantDep) -> dict[str, int]:
+async def video_inference(
+    request: Request, services: ServicesDep, tenant: SeedTenantDep, call: SeedIdempotent
+) -> Any:
+    if call.replayed is not None:
+        return call.replayed
     body = await read_json_body(request, _body_limit(services))
     parsed = _parse(VideoInferenceRequest, body)
     alias = _model_alias(services, tenant, parsed.model_uid)
@@ -352,7 +361,7 @@ async def video_inference(request: Request, services: ServicesDep, tenant: SeedT
             data={"model_uid": parsed.model_uid, "file_name": video.filename},
         )
     )
-    return {"results_id": results_id}
+    return call.remember({"results_id": results_id})
 
 
 ResultsId = Annotated[int, PathParam(ge=1, le=2**53)]

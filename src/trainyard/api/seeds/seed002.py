@@ -18,7 +18,7 @@ import json
 import re
 from typing import Any, Literal
 
-from fastapi import Request
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -32,6 +32,7 @@ from ...services.jobs import WEBHOOK_URL, DetectionTrainJobRequest, TrainJobRequ
 from ...services.outbound import UnsafeURL, check_public_url
 from ..deps import ServicesDep
 from ..errors import STATUS_BY_ERROR, describe_validation_error
+from ..idempotency import TokenIdempotent
 from .common import TokenTenantDep, seed_router, token_tenant
 
 PROJECTS = "002.project"
@@ -133,7 +134,9 @@ def check_server(services: ServicesDep, _: TokenTenantDep) -> JSONResponse:
 
 @training_router.post("/starttraining/", summary="Seed 002: train on a dataset in S3 or Azure Blob")
 @training_router.post("/starttraining", include_in_schema=False)
-async def start_training(request: Request, services: ServicesDep) -> JSONResponse:
+async def start_training(request: Request, services: ServicesDep, call: TokenIdempotent) -> Response:
+    if call.replayed is not None:
+        return call.replayed
     body: Any = None
     try:
         body = await _json_body(request)
@@ -182,12 +185,14 @@ async def start_training(request: Request, services: ServicesDep) -> JSONRespons
     except TrainyardError as exc:
         status = next((s for cls, s in STATUS_BY_ERROR.items() if isinstance(exc, cls)), 400)
         return _training_failed(status, exc.message, _echo_of(body))
-    return JSONResponse(
-        {
-            **echo,
-            "status": "PENDING",
-            "message": f"training {training.job_id} is recorded; its dataset is being downloaded",
-        }
+    return call.remember(
+        JSONResponse(
+            {
+                **echo,
+                "status": "PENDING",
+                "message": f"training {training.job_id} is recorded; its dataset is being downloaded",
+            }
+        )
     )
 
 

@@ -23,6 +23,7 @@ from starlette.datastructures import UploadFile
 from ...errors import BadRequest, InvalidInput, PayloadTooLarge
 from ...services.tags import ERROR_CODES, seed_error
 from ..deps import ServicesDep
+from ..idempotency import SeedIdempotent
 from .common import SeedTenantDep, seed_router
 
 # The core's generic error codes, as this seed names them.
@@ -82,12 +83,18 @@ async def read_data_bytes(request: Request, limit: int) -> bytes:
 
 @router.post("/custom/add")
 async def add_image(
-    request: Request, tenant: SeedTenantDep, services: ServicesDep, image_id: str | None = None
-) -> dict[str, Any]:
+    request: Request,
+    tenant: SeedTenantDep,
+    services: ServicesDep,
+    call: SeedIdempotent,
+    image_id: str | None = None,
+) -> Any:
     """Add an image (multipart `data`); `image_id` is generated when not given."""
+    if call.replayed is not None:
+        return call.replayed
     data = await read_data_bytes(request, services.settings.inline_limit)
     added = await run_in_threadpool(services.tags.add_image, tenant, data, image_id)
-    return ok(image_id=added)
+    return call.remember(ok(image_id=added))
 
 
 @router.get("/custom/assign/{image_id}/{sample_type}/{tag}")
@@ -99,8 +106,10 @@ def assign_image(
 
 
 @router.get("/custom/train/{tag}")
-def train_tag(tag: str, tenant: SeedTenantDep, services: ServicesDep) -> dict[str, Any]:
-    return ok(task_id=services.tags.train(tenant, tag))
+def train_tag(tag: str, tenant: SeedTenantDep, services: ServicesDep, call: SeedIdempotent) -> Any:
+    if call.replayed is not None:
+        return call.replayed
+    return call.remember(ok(task_id=services.tags.train(tenant, tag)))
 
 
 @router.get("/status/{task_id}")

@@ -23,6 +23,7 @@ from ...domain import JobStatus
 from ...errors import InvalidInput, PayloadTooLarge
 from ...services.digits import ChatUpstreamError, DigitService, DigitTraining, ask_chat
 from ..deps import ServicesDep, multipart_form, read_json_body
+from ..idempotency import SeedIdempotent
 from .common import SeedTenantDep, seed_router
 
 CANVAS_HELP = "the canvas as a base64 PNG (a data:image/png;base64, prefix is fine)"
@@ -108,7 +109,11 @@ def _training_page(outcome: DigitTraining) -> HTMLResponse:
 @training_router.post(
     "/training", summary="Train the digit model: file1 (train CSV), file2 (test CSV), epoch"
 )
-async def training(request: Request, services: ServicesDep, tenant: SeedTenantDep) -> HTMLResponse:
+async def training(
+    request: Request, services: ServicesDep, tenant: SeedTenantDep, call: SeedIdempotent
+) -> Response:
+    if call.replayed is not None:
+        return call.replayed
     settings = services.settings
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.max_upload_bytes:
@@ -122,7 +127,7 @@ async def training(request: Request, services: ServicesDep, tenant: SeedTenantDe
     digits = _digits(services)
     job = await run_in_threadpool(digits.start_training, tenant, train_csv, test_csv, epochs)
     outcome = await run_in_threadpool(digits.wait, tenant, job.id, settings.digits_training_wait)
-    return _training_page(outcome)
+    return call.remember(_training_page(outcome))  # a failed training's page is not kept
 
 
 @chat_router.get("/model", summary="Ask the assistant: the chat API's reply as text")
