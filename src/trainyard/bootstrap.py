@@ -208,6 +208,7 @@ def _wire(settings: Settings, adapters: Adapters) -> Services:
         adapters.pose_probe,
         settings.max_video_frames,
         allow_loopback_urls=settings.allows_loopback_urls,
+        max_video_seconds=settings.max_video_seconds,
     )
     job_events = JobEventsService(store, blobs, jobs)
     platform_events = PlatformEventsService(store, launcher, job_events)
@@ -234,6 +235,8 @@ def _wire(settings: Settings, adapters: Adapters) -> Services:
         settings.min_images_per_class,
         adapters.pose_probe,
         settings.min_pose_frames,
+        max_video_frames=settings.max_video_frames,
+        max_video_seconds=settings.max_video_seconds,
     )
     uploads = UploadService(
         blobs,

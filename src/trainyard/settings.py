@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     min_images_per_class: int = Field(1, ge=1)
     min_pose_frames: int = Field(2, ge=1)  # labelled frames a pose dataset needs
     max_video_frames: int = Field(100_000, ge=1)  # longest video a pose model runs on
+    # longest video (frames / its frame rate) a pose model runs on or a pose dataset holds
+    max_video_seconds: float = Field(3600.0, gt=0)
 
     # --- the seed APIs (api/seeds/): the five services Trainyard replaces ------------------
     # the bare POST /predict is both seed 003's (tags) and seed 004's (digits); this one gets it

@@ -36,6 +36,16 @@ def dataset_prefix(tenant_id: str, dataset_id: str) -> str:
     return f"tenants/{tenant_id}/datasets/{dataset_id}/"
 
 
+def check_video_duration(name: str, frames: int, fps: float | None, max_seconds: float) -> None:
+    """A video's length is its frames over its frame rate; one whose container declares no
+    rate is held to the frame cap alone."""
+    if fps and frames / fps > max_seconds:
+        raise InvalidInput(
+            f"video {name} lasts {frames / fps:.1f} s ({frames} frames at {fps:g} fps); at most"
+            f" {max_seconds:g} s"
+        )
+
+
 def dataset_files_prefix(tenant_id: str, dataset_id: str) -> str:
     """Where a pose or detection dataset's files are kept: a pose dataset's under their
     relative paths in the upload, a detection dataset's as annotations.json names them."""
@@ -88,6 +98,9 @@ class DatasetService:
         min_images_per_class: int,
         pose_probe: PoseProbe | None = None,
         min_pose_frames: int = 2,
+        *,
+        max_video_frames: int = 100_000,
+        max_video_seconds: float = 3600.0,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -97,6 +110,8 @@ class DatasetService:
         self._min_per_class = min_images_per_class
         self._pose_probe = pose_probe
         self._min_pose_frames = min_pose_frames
+        self._max_video_frames = max_video_frames
+        self._max_video_seconds = max_video_seconds
 
     @contextmanager
     def _scratch(self, prefix: str) -> Iterator[Path]:
@@ -291,6 +306,15 @@ class DatasetService:
                 else:
                     extract_archive(path, root / f"archive-{index}", self._limits)
             summary = self._pose_probe.probe_dataset(root, self._min_pose_frames)
+            for video in summary["videos"]:  # the caps a video to infer on is held to
+                if int(video["frames"]) > self._max_video_frames:
+                    raise InvalidInput(
+                        f"video {video['name']} has {video['frames']} frames;"
+                        f" at most {self._max_video_frames}"
+                    )
+                check_video_duration(
+                    str(video["name"]), int(video["frames"]), video.get("fps"), self._max_video_seconds
+                )
             return self._store_pose_dataset(tenant_id, name, root, summary)
 
     def _store_pose_dataset(self, tenant_id: str, name: str, root: Path, summary: dict[str, Any]) -> Dataset:

@@ -43,7 +43,7 @@ from ..params import (
 )
 from ..ports import BlobStore, ChannelFile, EventBus, JobLauncher, JobStore, LaunchSpec, Page, PoseProbe
 from . import outbound
-from .datasets import dataset_files_prefix
+from .datasets import check_video_duration, dataset_files_prefix
 from .detection_datasets import ANNOTATIONS_FILE
 
 log = logging.getLogger(__name__)
@@ -214,6 +214,7 @@ class JobService:
         max_video_frames: int = 100_000,
         *,
         allow_loopback_urls: bool = False,
+        max_video_seconds: float = 3600.0,
     ) -> None:
         self._store = store
         self._allow_loopback_urls = allow_loopback_urls
@@ -222,6 +223,7 @@ class JobService:
         self._blobs = blobs
         self._pose_probe = pose_probe
         self._max_video_frames = max_video_frames
+        self._max_video_seconds = max_video_seconds
 
     def create_job(
         self,
@@ -506,11 +508,13 @@ class JobService:
             raise InvalidInput(
                 "video: send the video as multipart file field 'video', or JSON video: {upload_id}"
             )
-        frames = int(self._pose_probe.probe_video(video.path, video.filename)["video"]["frames"])
+        probed = self._pose_probe.probe_video(video.path, video.filename)["video"]
+        frames = int(probed["frames"])
         if frames > self._max_video_frames:
             raise InvalidInput(
                 f"video {video.filename} has {frames} frames; at most {self._max_video_frames}"
             )
+        check_video_duration(video.filename, frames, probed.get("fps"), self._max_video_seconds)
         if request.params.frame_start >= frames:
             raise InvalidInput(
                 f"params.frame_start ({request.params.frame_start}) is beyond the video's {frames} frames"
