@@ -18,20 +18,14 @@ def serve(settings: Settings) -> None:
 
     services = bootstrap(settings)
     key_file = services.settings.home / "api_key"
-    generated = not settings.api_key and not key_file.exists()
     key = services.tenants.ensure_default_key(settings.api_key, key_file)
     app = create_app(services, background_work=True)
     url = f"http://{settings.host}:{settings.port}"
     print(f"Trainyard is running at {url}  (API docs: {url}/docs)", flush=True)
-    # The whole key only when it was just generated (shown once, as `keys create` does); a
-    # key from TRAINYARD_API_KEY or the key file is named by its prefix, so a captured
-    # server log never holds a usable credential.
-    if generated:
-        print(f"API key: {key}  (new; also in {key_file}, mode 0600)", flush=True)
-    elif settings.api_key:
-        print(f"API key: {key[:7]}… (from TRAINYARD_API_KEY)", flush=True)
-    else:
-        print(f"API key: {key[:7]}… (in {key_file})", flush=True)
+    # `make run` prints the key: this banner goes to the terminal of whoever started the
+    # local stack (never through logging), and is the only place a server prints it.
+    source = "TRAINYARD_API_KEY" if settings.api_key else f"{key_file}, mode 0600"
+    print(f"API key: {key}  (from {source})", flush=True)
     print(f"Data: {services.settings.home}", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
