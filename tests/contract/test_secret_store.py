@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from trainyard.adapters.aws.secrets_manager import SecretsManagerStore
 from trainyard.adapters.local.secrets_file import FileSecretStore
+from trainyard.errors import Unavailable
 from trainyard.ports import SecretStore
 
 REGION = "us-east-1"
@@ -81,3 +82,19 @@ def test_secrets_manager_names_carry_the_prefix(monkeypatch: pytest.MonkeyPatch)
         client = boto3.client("secretsmanager", region_name=REGION)
         assert client.get_secret_value(SecretId=f"{PREFIX}webhook-secret/t1")["SecretString"] == "value"
         assert [s["Name"] for s in client.list_secrets()["SecretList"]] == [f"{PREFIX}webhook-secret/t1"]
+
+
+def test_the_local_file_holds_only_ciphertext_and_refuses_a_changed_key(tmp_path: Path) -> None:
+    import stat
+
+    store = FileSecretStore(tmp_path / "secrets.json")
+    store.put("webhook/t1", "whsec_plaintext_material")
+    assert b"plaintext_material" not in (tmp_path / "secrets.json").read_bytes()
+    for path in (tmp_path / "secrets.json", tmp_path / "secrets.key"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # a second store on the same files (a restart) reads it back
+    assert FileSecretStore(tmp_path / "secrets.json").get("webhook/t1") == "whsec_plaintext_material"
+
+    (tmp_path / "secrets.key").unlink()  # the key lost: a new one is made, old secrets are unreadable
+    with pytest.raises(Unavailable, match="cannot be decrypted"):
+        FileSecretStore(tmp_path / "secrets.json").get("webhook/t1")

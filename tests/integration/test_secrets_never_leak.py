@@ -4,13 +4,15 @@ credentials, then every log and every file the stack wrote is searched for the s
 
 Searched: the server's stdout/stderr (service, uvicorn, httpx and botocore logging at DEBUG),
 each worker's worker.log and events.jsonl, the SQLite database and every other file under
-TRAINYARD_HOME — all but secrets.json, the one place the secrets belong — and what the webhook
-receiver got. Searched for: the API key, the Authorization header value, the endpoint's
-whsec_ secret (and its key material alone), the tenant webhook secret, the S3 secret key."""
+TRAINYARD_HOME (secrets.json included: it holds ciphertext only; its key file secrets.key is
+the one file left out) — and what the webhook receiver got. Searched for: the API key, the
+Authorization header value, the endpoint's whsec_ secret (and its key material alone), the
+tenant webhook secret, the S3 secret key."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import signal
@@ -209,7 +211,7 @@ def test_no_log_and_no_stored_file_holds_a_secret(run: dict[str, Any]) -> None:
     assert output.count(banner) == 1
     searched = {"server stdout/stderr": output.replace(banner, b"")}
     for path in sorted(stack.home.rglob("*")):
-        if path.is_file() and path.name != "secrets.json":
+        if path.is_file() and path.name != "secrets.key":
             searched[str(path.relative_to(stack.home))] = path.read_bytes()
     names = set(searched)
     # the places a leak would most likely land were really there and really searched
@@ -232,11 +234,12 @@ def test_secrets_are_never_returned_by_listing(run: dict[str, Any]) -> None:
     assert run["endpoint_secret"].removeprefix("whsec_") not in run["listed_endpoints"]
 
 
-def test_the_secrets_file_is_owner_only_and_holds_the_webhook_secrets(run: dict[str, Any]) -> None:
-    path = run["stack"].home / "secrets.json"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    content = path.read_bytes()
-    assert run["endpoint_secret"].removeprefix("whsec_").encode() in content
+def test_the_secrets_file_is_owner_only_and_encrypted(run: dict[str, Any]) -> None:
+    home = run["stack"].home
+    for path in (home / "secrets.json", home / "secrets.key"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    tokens = json.loads((home / "secrets.json").read_text())
+    assert tokens and all(token.startswith("gAAAAA") for token in tokens.values())  # Fernet tokens
 
 
 def test_api_keys_are_stored_only_hashed(run: dict[str, Any]) -> None:
