@@ -69,6 +69,29 @@ def _endpoints(client: TestClient, _: Services) -> int:
     return len(client.get("/v1/webhook-endpoints").json()["items"])
 
 
+def _seed002_projects(_: TestClient, services: Services) -> int:
+    return len(services.store.list_aliases(services.tenants.ensure_default_tenant(), "002.project"))
+
+
+def _seed002_start(variant: int) -> dict[str, Any]:
+    """A training whose download fails in the background (nothing listens at the Azure
+    endpoint): the answer, and the project it claims, are what the key guards."""
+    return {
+        "json": {
+            "profile_id": "prof",
+            "project_name": f"teeth{variant}",
+            "model_type": "classification",
+            "storage_type": "azure",
+            "container": "data",
+            "folder": "teeth",
+            "zipped": False,
+            "export": ["onnx"],
+            "azure_connection_string": "DefaultEndpointsProtocol=http;AccountName=acct;"
+            "AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:9/acct;",
+        }
+    }
+
+
 def _tag_images(_: TestClient, services: Services) -> int:
     return len(services.store.list_aliases(services.tenants.ensure_default_tenant(), "003.image"))
 
@@ -118,6 +141,8 @@ CASES = [
         _tag_images,
         "image_id",
     ),
+    Case("seed 002 /starttraining/", lambda c: "/starttraining/", lambda c, v: _seed002_start(v),
+         _seed002_projects, "project_name"),  # fmt: skip
 ]
 
 
