@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.local_stack import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AZURITE_BLOB = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"
 # moto answers this many requests before it checks keys: the ones that create the IAM user
@@ -29,12 +31,6 @@ MOTO_UNCHECKED_REQUESTS = 3
 S3_READ_POLICY = json.dumps(
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], name: str, timeout: float = 60) -> None:

@@ -13,23 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
-import signal
 import sqlite3
 import stat
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import free_port
 from tests.helpers import Receiver, webhook_receiver
+from tests.local_stack import LocalStack, free_port
 from tests.synthetic import class_folder_zip
 
 pytestmark = pytest.mark.e2e
@@ -46,47 +42,6 @@ DEBUG_SERVE = (
 )
 
 
-class Stack:
-    def __init__(self, root: Path, api_key: str, s3_endpoint: str) -> None:
-        self.home = root / "home"
-        self.log = root / "server.log"
-        self.port = free_port()
-        self.api_key = api_key
-        self.env = {
-            **os.environ,
-            "TRAINYARD_HOME": str(self.home),
-            "TRAINYARD_PORT": str(self.port),
-            "TRAINYARD_API_KEY": api_key,
-            "TRAINYARD_WEBHOOK_BACKOFF_SECONDS": "0.2",
-            "TRAINYARD_EXTERNAL_S3_ENDPOINT": s3_endpoint,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", DEBUG_SERVE], env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError("local stack did not start")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            self.process.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One full run; yields the stack (stopped, so every log is flushed), the secrets it was
@@ -95,15 +50,15 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     api_key = "ty_" + secrets.token_urlsafe(32)
     s3_secret = "S3SECRET" + secrets.token_hex(16)
     # nothing listens there: seed 002's import fails after the credentials were used
-    stack = Stack(root, api_key, f"http://127.0.0.1:{free_port()}")
+    stack = LocalStack(
+        home=root / "home",
+        api_key=api_key,
+        extra_env={"TRAINYARD_EXTERNAL_S3_ENDPOINT": f"http://127.0.0.1:{free_port()}"},
+        command=[sys.executable, "-c", DEBUG_SERVE],
+    )
     stack.start()
     try:
-        with (
-            webhook_receiver() as receiver,
-            httpx.Client(
-                base_url=stack.url, headers={"Authorization": f"Bearer {api_key}"}, timeout=60
-            ) as api,
-        ):
+        with webhook_receiver() as receiver, stack.client() as api:
             found = exercise(api, receiver, s3_secret)
             found["received"] = list(receiver.requests)
     finally:
@@ -203,7 +158,7 @@ def needles(run: dict[str, Any]) -> dict[str, bytes]:
 
 
 def test_no_log_and_no_stored_file_holds_a_secret(run: dict[str, Any]) -> None:
-    stack: Stack = run["stack"]
+    stack: LocalStack = run["stack"]
     output = stack.log.read_bytes()
     # The one line a server prints the key on is the startup banner `make run` must show the
     # person who started it (not a log record); it is there once, and taken out of the search.
