@@ -4,6 +4,8 @@ not a hand-copied one, so a key or index the template lacks fails here first."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +158,54 @@ class BucketBlobs:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=data)
+
+
+AWS_TRAINER_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainyard-trainer:1"
+AWS_BATCH_QUEUE, AWS_BATCH_DEFINITION, AWS_EVENT_BUS = "trainyard-gpu", "trainyard-trainer", "trainyard"
+
+
+@contextmanager
+def aws_backend_on_moto(
+    monkeypatch: Any,
+    *,
+    home: Path,
+    launcher: str,
+    datasets_bucket: str,
+    artifacts_bucket: str,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[None]:
+    """The service's AWS backend under moto, as template.yaml deploys it: the settings every
+    function gets (plus `extra_env`), the job table, both buckets, the SageMaker role, the Batch
+    queue when `launcher` is batch, and the event bus. bootstrap(Settings()) inside it builds
+    the AWS adapters."""
+    import boto3
+    from moto import mock_aws
+
+    use_fake_credentials(monkeypatch)
+    settings_env = {
+        "TRAINYARD_BACKEND": "aws", "TRAINYARD_HOME": str(home),
+        "TRAINYARD_AWS_REGION": TEST_REGION, "TRAINYARD_TABLE_NAME": TEST_TABLE_NAME,
+        "TRAINYARD_DATASETS_BUCKET": datasets_bucket, "TRAINYARD_ARTIFACTS_BUCKET": artifacts_bucket,
+        "TRAINYARD_EVENT_BUS_NAME": AWS_EVENT_BUS, "TRAINYARD_LAUNCHER": launcher,
+        "TRAINYARD_TRAINER_IMAGE_URI": AWS_TRAINER_IMAGE,
+        "TRAINYARD_BATCH_JOB_QUEUE": AWS_BATCH_QUEUE, "TRAINYARD_BATCH_JOB_DEFINITION": AWS_BATCH_DEFINITION,
+        # the emulators and the webhook receivers listen on loopback, which AWS refuses by default
+        "TRAINYARD_ALLOW_LOOPBACK_URLS": "true",
+        "POWERTOOLS_SERVICE_NAME": "trainyard", "POWERTOOLS_TRACE_DISABLED": "true",
+        **(extra_env or {}),
+    }  # fmt: skip
+    for name, value in settings_env.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        create_job_table(boto3.client("dynamodb", region_name=TEST_REGION))
+        s3 = boto3.client("s3", region_name=TEST_REGION)
+        for bucket in (datasets_bucket, artifacts_bucket):
+            s3.create_bucket(Bucket=bucket)
+        role = boto3.client("iam", region_name=TEST_REGION).create_role(
+            RoleName="trainyard-sagemaker", AssumeRolePolicyDocument="{}"
+        )["Role"]["Arn"]
+        monkeypatch.setenv("TRAINYARD_SAGEMAKER_ROLE_ARN", role)
+        if launcher == "batch":
+            create_batch_environment(AWS_BATCH_QUEUE, AWS_BATCH_DEFINITION, AWS_TRAINER_IMAGE)
+        boto3.client("events", region_name=TEST_REGION).create_event_bus(Name=AWS_EVENT_BUS)
+        yield

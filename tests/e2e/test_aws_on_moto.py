@@ -22,17 +22,17 @@ from typing import Any
 import boto3
 import pytest
 from fastapi.testclient import TestClient
-from moto import mock_aws
 
 import functions.job_events.handler as job_events_function
 import functions.reaper.handler as reaper_function
 import functions.webhooks.handler as webhooks_function
 from tests.aws_fixtures import (
+    AWS_BATCH_QUEUE,
+    AWS_EVENT_BUS,
+    AWS_TRAINER_IMAGE,
     TEST_REGION,
     TEST_TABLE_NAME,
-    create_batch_environment,
-    create_job_table,
-    use_fake_credentials,
+    aws_backend_on_moto,
 )
 from tests.helpers import MODEL_MANIFEST, LambdaContext, body_json, webhook_receiver
 from tests.synthetic import class_folder_zip
@@ -45,9 +45,7 @@ from trainyard.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
-DATASETS, ARTIFACTS, BUS = "trainyard-e2e-datasets", "trainyard-e2e-artifacts", "trainyard"
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainyard-trainer:1"
-QUEUE, DEFINITION = "trainyard-gpu", "trainyard-trainer"
+DATASETS, ARTIFACTS = "trainyard-e2e-datasets", "trainyard-e2e-artifacts"
 API_KEY = "ty_aws_e2e_" + "k" * 32
 FUNCTIONS = (job_events_function, webhooks_function, reaper_function)
 
@@ -116,45 +114,32 @@ def stack(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[AwsStack]:
     launcher: str = request.param
-    use_fake_credentials(monkeypatch)
-    settings_env = {
-        "TRAINYARD_BACKEND": "aws", "TRAINYARD_HOME": str(tmp_path / "lambda-tmp"),
-        "TRAINYARD_AWS_REGION": TEST_REGION, "TRAINYARD_TABLE_NAME": TEST_TABLE_NAME,
-        "TRAINYARD_DATASETS_BUCKET": DATASETS, "TRAINYARD_ARTIFACTS_BUCKET": ARTIFACTS,
-        "TRAINYARD_EVENT_BUS_NAME": BUS, "TRAINYARD_LAUNCHER": launcher,
-        "TRAINYARD_TRAINER_IMAGE_URI": IMAGE, "TRAINYARD_USE_SPOT": "true",
+    extra_env = {
+        "TRAINYARD_USE_SPOT": "true",
         "TRAINYARD_MAX_RUNTIME_SECONDS": "7200", "TRAINYARD_MAX_WAIT_SECONDS": "14400",
-        "TRAINYARD_BATCH_JOB_QUEUE": QUEUE, "TRAINYARD_BATCH_JOB_DEFINITION": DEFINITION,
         "TRAINYARD_REAPER_STALE_SECONDS": "0", "TRAINYARD_WEBHOOK_BACKOFF_SECONDS": "0",
-        # the emulators and the webhook receiver listen on loopback, which AWS refuses by default
-        "TRAINYARD_ALLOW_LOOPBACK_URLS": "true",
-        "POWERTOOLS_SERVICE_NAME": "trainyard", "POWERTOOLS_METRICS_NAMESPACE": "Trainyard",
-        "POWERTOOLS_TRACE_DISABLED": "true", "TRAINYARD_IDEMPOTENCY_TABLE": TEST_TABLE_NAME,
+        "POWERTOOLS_METRICS_NAMESPACE": "Trainyard", "TRAINYARD_IDEMPOTENCY_TABLE": TEST_TABLE_NAME,
     }  # fmt: skip
-    for name, value in settings_env.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws(config={"batch": {"use_docker": False}}):
-        create_job_table(boto3.client("dynamodb", region_name=TEST_REGION))
-        s3 = boto3.client("s3", region_name=TEST_REGION)
-        for bucket in (DATASETS, ARTIFACTS):
-            s3.create_bucket(Bucket=bucket)
-        role = boto3.client("iam", region_name=TEST_REGION).create_role(
-            RoleName="trainyard-sagemaker", AssumeRolePolicyDocument="{}"
-        )["Role"]["Arn"]
-        monkeypatch.setenv("TRAINYARD_SAGEMAKER_ROLE_ARN", role)
-        if launcher == "batch":
-            create_batch_environment(QUEUE, DEFINITION, IMAGE)
+    with aws_backend_on_moto(
+        monkeypatch,
+        home=tmp_path / "lambda-tmp",
+        launcher=launcher,
+        datasets_bucket=DATASETS,
+        artifacts_bucket=ARTIFACTS,
+        extra_env=extra_env,
+    ):
         events = boto3.client("events", region_name=TEST_REGION)
-        events.create_event_bus(Name=BUS)
         sqs = boto3.client("sqs", region_name=TEST_REGION)
         queue_url = sqs.create_queue(QueueName="status-changes")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
-        events.put_rule(Name="status-changes", EventBusName=BUS,
+        events.put_rule(Name="status-changes", EventBusName=AWS_EVENT_BUS,
                         EventPattern=json.dumps({"source": ["trainyard.service"],
                                                  "detail-type": ["Job Status Changed"]}))  # fmt: skip
-        events.put_targets(Rule="status-changes", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
+        events.put_targets(
+            Rule="status-changes", EventBusName=AWS_EVENT_BUS, Targets=[{"Id": "q", "Arn": queue_arn}]
+        )
 
         for function in FUNCTIONS:  # each Lambda container builds its own services
             function.services.forget()
@@ -181,7 +166,7 @@ def assert_launched_as_configured(stack: AwsStack, job_id: str) -> None:
     name = platform_job_name(job_id)
     if stack.launcher == "sagemaker":
         run = boto3.client("sagemaker", region_name=TEST_REGION).describe_training_job(TrainingJobName=name)
-        assert run["AlgorithmSpecification"]["TrainingImage"] == IMAGE
+        assert run["AlgorithmSpecification"]["TrainingImage"] == AWS_TRAINER_IMAGE
         assert run["RoleArn"].endswith("role/trainyard-sagemaker")
         assert json.loads(run["HyperParameters"]["epochs"]) == 3
         assert json.loads(run["HyperParameters"]["job_id"]) == job_id
@@ -197,7 +182,7 @@ def assert_launched_as_configured(stack: AwsStack, job_id: str) -> None:
         assert run["OutputDataConfig"]["S3OutputPath"] == f"s3://{ARTIFACTS}/jobs/{job_id}/output/"
     else:
         batch = boto3.client("batch", region_name=TEST_REGION)
-        found = batch.list_jobs(jobQueue=QUEUE, filters=[{"name": "JOB_NAME", "values": [name]}])
+        found = batch.list_jobs(jobQueue=AWS_BATCH_QUEUE, filters=[{"name": "JOB_NAME", "values": [name]}])
         assert len(found["jobSummaryList"]) == 1
         described = batch.describe_jobs(jobs=[found["jobSummaryList"][0]["jobId"]])["jobs"][0]
         # (moto's DescribeJobs omits retryStrategy; test_batch_launcher checks the submitted one)

@@ -19,14 +19,12 @@ import boto3
 import pytest
 from botocore.exceptions import ReadTimeoutError
 from fastapi.testclient import TestClient
-from moto import mock_aws
 
 from tests.aws_fixtures import (
+    AWS_BATCH_QUEUE,
     TEST_REGION,
     TEST_TABLE_NAME,
-    create_batch_environment,
-    create_job_table,
-    use_fake_credentials,
+    aws_backend_on_moto,
 )
 from tests.synthetic import class_folder_zip
 from trainyard.adapters.aws.batch_launcher import BatchLauncher
@@ -37,9 +35,7 @@ from trainyard.domain import platform_job_name
 from trainyard.ports import LaunchState
 from trainyard.settings import Settings
 
-DATASETS, ARTIFACTS, BUS = "trainyard-faults-datasets", "trainyard-faults-artifacts", "trainyard"
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainyard-trainer:1"
-QUEUE, DEFINITION = "trainyard-gpu", "trainyard-trainer"
+DATASETS, ARTIFACTS = "trainyard-faults-datasets", "trainyard-faults-artifacts"
 API_KEY = "ty_faults_" + "k" * 32
 CREATE_OPERATION = {"sagemaker": "sagemaker.CreateTrainingJob", "batch": "batch.SubmitJob"}
 
@@ -93,7 +89,7 @@ class AwsApi:
             listed = boto3.client("sagemaker", region_name=TEST_REGION).list_training_jobs(NameContains=name)
             return len([s for s in listed["TrainingJobSummaries"] if s["TrainingJobName"] == name])
         listed = boto3.client("batch", region_name=TEST_REGION).list_jobs(
-            jobQueue=QUEUE, filters=[{"name": "JOB_NAME", "values": [name]}]
+            jobQueue=AWS_BATCH_QUEUE, filters=[{"name": "JOB_NAME", "values": [name]}]
         )
         return len(listed["jobSummaryList"])
 
@@ -103,29 +99,14 @@ def aws_api(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[AwsApi]:
     launcher: str = request.param
-    use_fake_credentials(monkeypatch)
-    for name, value in {
-        "TRAINYARD_BACKEND": "aws", "TRAINYARD_HOME": str(tmp_path / "lambda-tmp"),
-        "TRAINYARD_AWS_REGION": TEST_REGION, "TRAINYARD_TABLE_NAME": TEST_TABLE_NAME,
-        "TRAINYARD_DATASETS_BUCKET": DATASETS, "TRAINYARD_ARTIFACTS_BUCKET": ARTIFACTS,
-        "TRAINYARD_EVENT_BUS_NAME": BUS, "TRAINYARD_LAUNCHER": launcher,
-        "TRAINYARD_TRAINER_IMAGE_URI": IMAGE, "TRAINYARD_USE_SPOT": "false",
-        "TRAINYARD_BATCH_JOB_QUEUE": QUEUE, "TRAINYARD_BATCH_JOB_DEFINITION": DEFINITION,
-        "TRAINYARD_ALLOW_LOOPBACK_URLS": "true", "TRAINYARD_IDEMPOTENCY_TABLE": TEST_TABLE_NAME,
-    }.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
-    with mock_aws(config={"batch": {"use_docker": False}}):
-        create_job_table(boto3.client("dynamodb", region_name=TEST_REGION))
-        s3 = boto3.client("s3", region_name=TEST_REGION)
-        for bucket in (DATASETS, ARTIFACTS):
-            s3.create_bucket(Bucket=bucket)
-        role = boto3.client("iam", region_name=TEST_REGION).create_role(
-            RoleName="trainyard-sagemaker", AssumeRolePolicyDocument="{}"
-        )["Role"]["Arn"]
-        monkeypatch.setenv("TRAINYARD_SAGEMAKER_ROLE_ARN", role)
-        if launcher == "batch":
-            create_batch_environment(QUEUE, DEFINITION, IMAGE)
-        boto3.client("events", region_name=TEST_REGION).create_event_bus(Name=BUS)
+    with aws_backend_on_moto(
+        monkeypatch,
+        home=tmp_path / "lambda-tmp",
+        launcher=launcher,
+        datasets_bucket=DATASETS,
+        artifacts_bucket=ARTIFACTS,
+        extra_env={"TRAINYARD_USE_SPOT": "false", "TRAINYARD_IDEMPOTENCY_TABLE": TEST_TABLE_NAME},
+    ):
         services = bootstrap(Settings())
         assert isinstance(services.launcher, SageMakerLauncher | BatchLauncher)
         platform = LossyPlatform(launcher)

@@ -25,15 +25,13 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from fastapi.testclient import TestClient
-from moto import mock_aws
 
 import functions.dataset_import.handler as import_function
 from tests.aws_fixtures import (
+    AWS_BATCH_QUEUE,
     TEST_REGION,
     TEST_TABLE_NAME,
-    create_batch_environment,
-    create_job_table,
-    use_fake_credentials,
+    aws_backend_on_moto,
 )
 from tests.emulators import S3Emulator, moto_s3_server
 from tests.helpers import LambdaContext
@@ -43,9 +41,7 @@ from trainyard.bootstrap import Services, bootstrap
 from trainyard.domain import JobStatus, platform_job_name
 from trainyard.settings import Settings
 
-DATASETS, ARTIFACTS, BUS = "seed002-aws-datasets", "seed002-aws-artifacts", "trainyard"
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainyard-trainer:1"
-QUEUE, DEFINITION = "trainyard-gpu", "trainyard-trainer"
+DATASETS, ARTIFACTS = "seed002-aws-datasets", "seed002-aws-artifacts"
 IMPORT_FUNCTION = "trainyard-dataset-import"
 SECRETS_PREFIX = "trainyard/"
 API_KEY = "ty_seed002_aws_" + "k" * 32
@@ -114,36 +110,21 @@ def aws(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, source: S3Emulator
 ) -> Iterator[AwsSeed002]:
     launcher: str = request.param
-    use_fake_credentials(monkeypatch)
-    settings_env = {
-        "TRAINYARD_BACKEND": "aws", "TRAINYARD_HOME": str(tmp_path / "lambda-tmp"),
-        "TRAINYARD_AWS_REGION": TEST_REGION, "TRAINYARD_TABLE_NAME": TEST_TABLE_NAME,
-        "TRAINYARD_DATASETS_BUCKET": DATASETS, "TRAINYARD_ARTIFACTS_BUCKET": ARTIFACTS,
-        "TRAINYARD_EVENT_BUS_NAME": BUS, "TRAINYARD_LAUNCHER": launcher,
-        "TRAINYARD_TRAINER_IMAGE_URI": IMAGE, "TRAINYARD_SECRETS_PREFIX": SECRETS_PREFIX,
-        "TRAINYARD_BATCH_JOB_QUEUE": QUEUE, "TRAINYARD_BATCH_JOB_DEFINITION": DEFINITION,
+    extra_env = {
+        "TRAINYARD_SECRETS_PREFIX": SECRETS_PREFIX,
         "TRAINYARD_DATASET_IMPORT_FUNCTION": IMPORT_FUNCTION,
         # the caller's bucket is on moto's S3 server, which checks the keys
         "TRAINYARD_EXTERNAL_S3_ENDPOINT": source.endpoint,
-        # the emulators and the webhook receiver listen on loopback, which AWS refuses by default
-        "TRAINYARD_ALLOW_LOOPBACK_URLS": "true",
-        "POWERTOOLS_SERVICE_NAME": "trainyard", "POWERTOOLS_TRACE_DISABLED": "true",
-    }  # fmt: skip
-    for name, value in settings_env.items():
-        monkeypatch.setenv(name, value)
+    }
     invocations = Invocations()
-    with mock_aws(config={"batch": {"use_docker": False}}):
-        create_job_table(boto3.client("dynamodb", region_name=TEST_REGION))
-        s3 = boto3.client("s3", region_name=TEST_REGION)
-        for bucket in (DATASETS, ARTIFACTS):
-            s3.create_bucket(Bucket=bucket)
-        role = boto3.client("iam", region_name=TEST_REGION).create_role(
-            RoleName="trainyard-sagemaker", AssumeRolePolicyDocument="{}"
-        )["Role"]["Arn"]
-        monkeypatch.setenv("TRAINYARD_SAGEMAKER_ROLE_ARN", role)
-        if launcher == "batch":
-            create_batch_environment(QUEUE, DEFINITION, IMAGE)
-        boto3.client("events", region_name=TEST_REGION).create_event_bus(Name=BUS)
+    with aws_backend_on_moto(
+        monkeypatch,
+        home=tmp_path / "lambda-tmp",
+        launcher=launcher,
+        datasets_bucket=DATASETS,
+        artifacts_bucket=ARTIFACTS,
+        extra_env=extra_env,
+    ):
         # clients are made from the default session, which copies its hooks into each one
         session = boto3.session.Session()
         session.events.register("before-call.lambda.Invoke", invocations.before_call)
@@ -169,7 +150,7 @@ def assert_launched(aws: AwsSeed002, job_id: str) -> None:
         assert json.loads(run["HyperParameters"]["epochs"]) == 2
     else:
         batch = boto3.client("batch", region_name=TEST_REGION)
-        found = batch.list_jobs(jobQueue=QUEUE, filters=[{"name": "JOB_NAME", "values": [name]}])
+        found = batch.list_jobs(jobQueue=AWS_BATCH_QUEUE, filters=[{"name": "JOB_NAME", "values": [name]}])
         assert len(found["jobSummaryList"]) == 1
     manifest = boto3.client("s3", region_name=TEST_REGION).get_object(
         Bucket=ARTIFACTS, Key=f"jobs/{job_id}/input/training/manifest.jsonl"
