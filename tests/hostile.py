@@ -7,7 +7,7 @@ import io
 import os
 import tarfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import py7zr
 from PIL import Image
@@ -15,11 +15,18 @@ from PIL import Image
 ZEROS_BOMB_BYTES = 10 * 1024 * 1024  # compresses to a few KB: over the ratio cap, under the size cap
 
 
-def zip_of(entries: Iterable[tuple[str, bytes]], compress: bool = True) -> bytes:
+Entries = Iterable[tuple[str, bytes]] | Mapping[str, bytes]  # (name, bytes) pairs, or name → bytes
+
+
+def _pairs(entries: Entries) -> Iterable[tuple[str, bytes]]:
+    return entries.items() if isinstance(entries, Mapping) else entries
+
+
+def zip_of(entries: Entries, compress: bool = True) -> bytes:
     buffer = io.BytesIO()
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     with zipfile.ZipFile(buffer, "w", compression=method) as archive:
-        for name, data in entries:
+        for name, data in _pairs(entries):
             # ZipInfo keeps the name verbatim (writestr(str) would normalise backslashes)
             archive.writestr(zipfile.ZipInfo(name), data, compress_type=method)
     return buffer.getvalue()
@@ -75,12 +82,10 @@ def tar_of_dirs(count: int) -> bytes:
     return buffer.getvalue()
 
 
-def seven_zip_of(
-    entries: Iterable[tuple[str, bytes]], password: str | None = None, encrypt_header: bool = False
-) -> bytes:
+def seven_zip_of(entries: Entries, password: str | None = None, encrypt_header: bool = False) -> bytes:
     buffer = io.BytesIO()
     with py7zr.SevenZipFile(buffer, "w", password=password, header_encryption=encrypt_header) as archive:
-        for name, data in entries:
+        for name, data in _pairs(entries):
             # _writestr: the public writestr refuses unsafe names, which is what an attacker's
             # own tool would not do
             archive._writestr(data, name)

@@ -4,9 +4,7 @@ naming the problem with nothing stored."""
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.helpers import record_job
+from tests.hostile import zip_of
 from tests.pose_data import synthetic_pose_data, write_labels
 from trainyard.bootstrap import Services
 from trainyard.domain import ModelStatus, Task
@@ -93,14 +92,6 @@ def test_an_archive_through_the_upload_flow(
     )
     assert response.status_code == 201, response.text
     assert_pose_summary(response.json(), 8)
-
-
-def zip_of(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ import io
 import json
 import pickle
 import tarfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.helpers import record_job
+from tests.hostile import zip_of
 from tests.pose_data import run_in_pose_venv
 from trainyard.api.seeds.seed001 import MODEL_NAMESPACE
 from trainyard.bootstrap import Services
@@ -144,14 +144,6 @@ def pickle_cases(canary: Path) -> list[tuple[str, bytes, str]]:
             "unexpected member 'tags/t.onnx'",
         ),
     ]
-
-
-def zip_of(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, payload in files.items():
-            archive.writestr(name, payload)
-    return buffer.getvalue()
 
 
 def test_state_uploads_with_pickles_or_model_files_are_refused_unread(

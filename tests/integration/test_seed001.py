@@ -8,20 +8,18 @@ The seed's clients send no API key; the local stack serves them as the default t
 from __future__ import annotations
 
 import base64
-import io
 import re
 import time
-import zipfile
 from collections.abc import Iterator
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-import py7zr
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.hostile import seven_zip_of, zip_of
 from tests.pose_data import synthetic_pose_data
 from trainyard.api.app import create_app
 from trainyard.bootstrap import Services, bootstrap
@@ -372,22 +370,6 @@ def test_results_ids_count_up(
 
 
 # --- bad input: every route, the seed's error form, nothing stored --------------------------------
-
-
-def seven_zip_of(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with py7zr.SevenZipFile(buffer, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(data, name)
-    return buffer.getvalue()
-
-
-def zip_of(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 CONFIG: dict[str, Any] = TRAIN_EXAMPLE_1["training_config"]
