@@ -10,7 +10,8 @@ JOBKIT_DIR := containers/jobkit
 AZURITE_VERSION := 3.37.0
 AZURITE_STAMP := node_modules/.azurite-$(AZURITE_VERSION)
 
-.PHONY: run test test-service test-jobkit test-trainer test-pose lint typecheck venvs bench clean
+
+.PHONY: run test chromium test-service test-jobkit test-trainer test-pose lint typecheck venvs bench clean
 
 run: venvs
 	$(VENV)/bin/python -m trainyard serve
@@ -50,7 +51,11 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
-test-service: venvs
+# Debian's Chromium, driven headless by the browser tests (tests/browser/): apt, when missing.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test-service: venvs chromium
 	$(VENV)/bin/python -m pytest tests
 
 # jobkit (the job contract both containers share) is tested in the trainer's venv, which has

@@ -15,6 +15,7 @@ from . import routes_datasets, routes_jobs, routes_models, routes_uploads, route
 from .deps import ServicesDep, TenantDep
 from .errors import install_error_handlers
 from .seeds import mount_seed_routes
+from ..web import mount_console
 
 
 def create_app(services: Services, *, background_work: bool = False) -> FastAPI:
@@ -56,4 +57,5 @@ def create_app(services: Services, *, background_work: bool = False) -> FastAPI:
     app.include_router(routes_uploads.router)
     app.include_router(routes_webhooks.router)
     mount_seed_routes(app, services.settings)
+    mount_console(app)
     return app

@@ -1,0 +1,4 @@
+// Placeholder while the page is being written (issue 8); replaced by the page itself.
+import { h, register } from '../core.js';
+
+register('#/tags', (main) => { main.append(h('h1', {}, 'tags')); });
