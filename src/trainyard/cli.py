@@ -22,6 +22,7 @@ def serve(settings: Settings) -> None:
     app = create_app(services, background_work=True)
     url = f"http://{settings.host}:{settings.port}"
     print(f"Trainyard is running at {url}  (API docs: {url}/docs)", flush=True)
+    print(f"Web console: {url}/console/  (sign in with the API key below)", flush=True)
     # `make run` prints the key: this banner goes to the terminal of whoever started the
     # local stack (never through logging), and is the only place a server prints it.
     source = "TRAINYARD_API_KEY" if settings.api_key else f"{key_file}, mode 0600"

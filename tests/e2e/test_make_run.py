@@ -41,6 +41,7 @@ def run_until_ready(
         output += process.stdout.readline()
     url = re.search(r"running at (http://\S+)", output).group(1)  # type: ignore[union-attr]
     key = re.search(r"API key: (\S+)", output).group(1)  # type: ignore[union-attr]
+    assert f"Web console: {url}/console/" in output
     return process, url, key
 
 
@@ -68,6 +69,8 @@ def test_make_run_prints_url_and_a_lasting_key(tmp_path: Path) -> None:
         assert url == f"http://127.0.0.1:{port}"
         wait_healthy(url)
         assert httpx.get(f"{url}/v1/datasets", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        console = httpx.get(f"{url}/console/")
+        assert console.status_code == 200 and "<title>Trainyard</title>" in console.text
         assert (tmp_path / "home" / "api_key").stat().st_mode & 0o777 == 0o600
     finally:
         interrupt(process)
