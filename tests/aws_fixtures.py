@@ -3,11 +3,20 @@ not a hand-copied one, so a key or index the template lacks fails here first."""
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from trainyard.bootstrap import Services
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "template.yaml"
 JOB_TABLE_RESOURCE = "JobTable"
@@ -209,3 +218,96 @@ def aws_backend_on_moto(
             create_batch_environment(AWS_BATCH_QUEUE, AWS_BATCH_DEFINITION, AWS_TRAINER_IMAGE)
         boto3.client("events", region_name=TEST_REGION).create_event_bus(Name=AWS_EVENT_BUS)
         yield
+
+
+def eventbridge_envelope(source: str, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """An event as EventBridge hands it to a Lambda target."""
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": detail_type, "source": source,
+            "account": "123456789012", "time": "2026-11-22T23:00:00Z", "region": TEST_REGION,
+            "resources": [], "detail": detail}  # fmt: skip
+
+
+def scheduled_event() -> dict[str, Any]:
+    """What an EventBridge Schedule (template.yaml's `Type: Schedule` events) sends."""
+    return eventbridge_envelope("aws.events", "Scheduled Event", {})
+
+
+@dataclass
+class AwsStack:
+    """The AWS path under moto: the API app as the API function builds it, the function
+    modules to invoke as Lambda would, and the queue a rule on the bus fills with the
+    "Job Status Changed" events that EventBridge would hand to the webhooks function."""
+
+    launcher: str
+    services: Services
+    api: TestClient
+    status_queue_url: str
+
+    def invoke(self, function: ModuleType, event: dict[str, Any]) -> Any:
+        from tests.helpers import LambdaContext
+
+        return function.handler(event, LambdaContext(aws_request_id=str(uuid.uuid4())))
+
+    def status_changes(self) -> list[dict[str, Any]]:
+        """What EventBridge delivered to the webhooks function's rule since the last call."""
+        import boto3
+
+        sqs = boto3.client("sqs", region_name=TEST_REGION)
+        messages = sqs.receive_message(QueueUrl=self.status_queue_url, MaxNumberOfMessages=10)
+        received = messages.get("Messages", [])
+        for message in received:
+            sqs.delete_message(QueueUrl=self.status_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return [json.loads(m["Body"]) for m in received]
+
+
+@contextmanager
+def aws_stack_on_moto(
+    monkeypatch: Any,
+    *,
+    home: Path,
+    launcher: str,
+    datasets_bucket: str,
+    artifacts_bucket: str,
+    api_key: str,
+    functions: Sequence[ModuleType],
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[AwsStack]:
+    """aws_backend_on_moto plus what an end-to-end run drives: the status-change rule's queue,
+    fresh containers for `functions` (each builds its own services on its first event, as a
+    Lambda container does) and the API app, answering to `api_key` for the default tenant."""
+    import boto3
+    from fastapi.testclient import TestClient
+
+    from trainyard.api.app import create_app
+    from trainyard.bootstrap import bootstrap
+    from trainyard.settings import Settings
+
+    with aws_backend_on_moto(
+        monkeypatch,
+        home=home,
+        launcher=launcher,
+        datasets_bucket=datasets_bucket,
+        artifacts_bucket=artifacts_bucket,
+        extra_env=extra_env,
+    ):
+        events = boto3.client("events", region_name=TEST_REGION)
+        sqs = boto3.client("sqs", region_name=TEST_REGION)
+        queue_url = sqs.create_queue(QueueName="status-changes")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events.put_rule(Name="status-changes", EventBusName=AWS_EVENT_BUS,
+                        EventPattern=json.dumps({"source": ["trainyard.service"],
+                                                 "detail-type": ["Job Status Changed"]}))  # fmt: skip
+        events.put_targets(
+            Rule="status-changes", EventBusName=AWS_EVENT_BUS, Targets=[{"Id": "q", "Arn": queue_arn}]
+        )
+
+        for function in functions:
+            function.services.forget()
+            monkeypatch.setattr(function, "_apply_once", None, raising=False)
+        services = bootstrap(Settings())
+        services.tenants.ensure_default_key(api_key, services.settings.home / "api_key")
+        with TestClient(create_app(services)) as api:
+            api.headers["Authorization"] = f"Bearer {api_key}"
+            yield AwsStack(launcher, services, api, queue_url)

@@ -12,36 +12,31 @@ import io
 import json
 import tarfile
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
-from fastapi.testclient import TestClient
 
 import functions.job_events.handler as job_events_function
 import functions.reaper.handler as reaper_function
 import functions.webhooks.handler as webhooks_function
 from tests.aws_fixtures import (
     AWS_BATCH_QUEUE,
-    AWS_EVENT_BUS,
     AWS_TRAINER_IMAGE,
     TEST_REGION,
     TEST_TABLE_NAME,
-    aws_backend_on_moto,
+    AwsStack,
+    aws_stack_on_moto,
+    eventbridge_envelope,
+    scheduled_event,
 )
-from tests.helpers import MODEL_MANIFEST, LambdaContext, body_json, webhook_receiver
+from tests.helpers import MODEL_MANIFEST, body_json, webhook_receiver
 from tests.synthetic import class_folder_zip
 from trainyard.adapters.aws.model_artifacts import batch_model_prefix, sagemaker_model_archive_key
-from trainyard.api.app import create_app
-from trainyard.bootstrap import Services, bootstrap
 from trainyard.domain import platform_job_name
 from trainyard.services.webhooks import verify
-from trainyard.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -50,45 +45,20 @@ API_KEY = "ty_aws_e2e_" + "k" * 32
 FUNCTIONS = (job_events_function, webhooks_function, reaper_function)
 
 
-@dataclass
-class AwsStack:
-    launcher: str
-    services: Services
-    api: TestClient
-    status_queue_url: str
-
-    def invoke(self, function: ModuleType, event: dict[str, Any]) -> Any:
-        return function.handler(event, LambdaContext(aws_request_id=str(uuid.uuid4())))
-
-    def status_changes(self) -> list[dict[str, Any]]:
-        """What EventBridge delivered to the webhooks function's rule since the last call."""
-        sqs = boto3.client("sqs", region_name=TEST_REGION)
-        messages = sqs.receive_message(QueueUrl=self.status_queue_url, MaxNumberOfMessages=10)
-        received = messages.get("Messages", [])
-        for message in received:
-            sqs.delete_message(QueueUrl=self.status_queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return [json.loads(m["Body"]) for m in received]
-
-
-def envelope(source: str, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
-    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": detail_type, "source": source,
-            "account": "123456789012", "time": "2026-11-22T23:00:00Z", "region": TEST_REGION,
-            "resources": [], "detail": detail}  # fmt: skip
-
-
 def progress(job_id: str, kind: str, **fields: Any) -> dict[str, Any]:
     discriminator = fields.get("status") or fields.get("epoch") or ""
     detail = {"schema": "trainyard.job-progress/1", "event_id": f"{job_id}:{kind}:{discriminator}",
               "job_id": job_id, "time": "2026-11-22T23:00:00+00:00", "kind": kind, **fields}  # fmt: skip
-    return envelope("trainyard.container", "Job Progress", detail)
+    return eventbridge_envelope("trainyard.container", "Job Progress", detail)
 
 
 def terminal_event(launcher: str, job_id: str) -> dict[str, Any]:
     name = platform_job_name(job_id)
     if launcher == "sagemaker":
         detail = {"TrainingJobName": name, "TrainingJobStatus": "Completed"}
-        return envelope("aws.sagemaker", "SageMaker Training Job State Change", detail)
-    return envelope("aws.batch", "Batch Job State Change", {"jobName": name, "status": "SUCCEEDED"})
+        return eventbridge_envelope("aws.sagemaker", "SageMaker Training Job State Change", detail)
+    detail = {"jobName": name, "status": "SUCCEEDED"}
+    return eventbridge_envelope("aws.batch", "Batch Job State Change", detail)
 
 
 def leave_model_where_the_platform_does(launcher: str, job_id: str) -> None:
@@ -120,35 +90,17 @@ def stack(
         "TRAINYARD_REAPER_STALE_SECONDS": "0", "TRAINYARD_WEBHOOK_BACKOFF_SECONDS": "0",
         "POWERTOOLS_METRICS_NAMESPACE": "Trainyard", "TRAINYARD_IDEMPOTENCY_TABLE": TEST_TABLE_NAME,
     }  # fmt: skip
-    with aws_backend_on_moto(
+    with aws_stack_on_moto(
         monkeypatch,
         home=tmp_path / "lambda-tmp",
         launcher=launcher,
         datasets_bucket=DATASETS,
         artifacts_bucket=ARTIFACTS,
+        api_key=API_KEY,
+        functions=FUNCTIONS,  # each Lambda container builds its own services
         extra_env=extra_env,
-    ):
-        events = boto3.client("events", region_name=TEST_REGION)
-        sqs = boto3.client("sqs", region_name=TEST_REGION)
-        queue_url = sqs.create_queue(QueueName="status-changes")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        events.put_rule(Name="status-changes", EventBusName=AWS_EVENT_BUS,
-                        EventPattern=json.dumps({"source": ["trainyard.service"],
-                                                 "detail-type": ["Job Status Changed"]}))  # fmt: skip
-        events.put_targets(
-            Rule="status-changes", EventBusName=AWS_EVENT_BUS, Targets=[{"Id": "q", "Arn": queue_arn}]
-        )
-
-        for function in FUNCTIONS:  # each Lambda container builds its own services
-            function.services.forget()
-            monkeypatch.setattr(function, "_apply_once", None, raising=False)
-        services = bootstrap(Settings())
-        services.tenants.ensure_default_key(API_KEY, services.settings.home / "api_key")
-        with TestClient(create_app(services)) as api:
-            api.headers["Authorization"] = f"Bearer {API_KEY}"
-            yield AwsStack(launcher, services, api, queue_url)
+    ) as stack:
+        yield stack
 
 
 def start_job(stack: AwsStack, webhook_url: str | None = None) -> dict[str, Any]:
@@ -250,6 +202,6 @@ def test_the_reaper_finds_a_job_whose_terminal_event_never_came(stack: AwsStack)
     while stack.api.get(f"/v1/jobs/{job_id}").json()["status"] == "PENDING":
         # moto finishes SageMaker runs at once and Batch runs within seconds; no event is sent
         assert time.monotonic() < deadline, "the reaper never settled the job"
-        stack.invoke(reaper_function, envelope("aws.events", "Scheduled Event", {}))
+        stack.invoke(reaper_function, scheduled_event())
         time.sleep(0.5)
     assert stack.api.get(f"/v1/jobs/{job_id}").json()["status"] == "SUCCEEDED"
