@@ -113,6 +113,13 @@ class JobStore(Protocol):
         """Replace an existing alias (its target or data); raises NotFound when it is gone."""
         ...
 
+    def replace_alias(self, previous: Alias, updated: Alias) -> bool:
+        """Write `updated` only while the stored alias is still as `previous` was read (its
+        updated_at unchanged): compare-and-set, so that of two writers that read the same
+        alias one wins (taking over an idempotency claim). False when another writer changed
+        or deleted it first. The caller gives `updated` a new updated_at."""
+        ...
+
     def delete_alias(self, tenant_id: str, namespace: str, name: str) -> bool: ...
     def next_number(self, tenant_id: str, counter: str) -> int:
         """1, 2, 3, … per (tenant, counter), atomically: the integer ids seed APIs hand out."""

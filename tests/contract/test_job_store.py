@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -239,6 +240,56 @@ def test_aliases_are_unique_per_tenant_and_namespace_and_listed_oldest_first(sto
     assert not store.delete_alias("t1", "tag", "cat")
     assert store.get_alias("t1", "tag", "cat") is None
     assert store.get_alias("t2", "tag", "cat") is not None
+
+
+def test_replacing_an_alias_is_compare_and_set_so_one_of_two_concurrent_takers_wins(
+    store: JobStore,
+) -> None:
+    """Two retries that found the same stale idempotency claim both try to take it over:
+    exactly one write lands; the other learns it lost and changes nothing."""
+    stale = datetime(2024, 1, 1, tzinfo=UTC)
+    store.put_alias(
+        Alias(
+            tenant_id="t1", namespace="claims", name="key", target="fp", data={"by": "dead"}, updated_at=stale
+        )
+    )
+    store.put_alias(Alias(tenant_id="t2", namespace="claims", name="key", target="fp", updated_at=stale))
+    read = store.get_alias("t1", "claims", "key")
+    assert read is not None and read.updated_at == stale
+    takers = [
+        read.model_copy(
+            update={"data": {"by": f"taker {n}"}, "updated_at": stale + timedelta(hours=1, seconds=n)}
+        )
+        for n in range(2)
+    ]
+    barrier = threading.Barrier(len(takers))
+    won: dict[str, bool] = {}
+
+    def take(taker: Alias) -> None:
+        barrier.wait()
+        won[taker.data["by"]] = store.replace_alias(read, taker)
+
+    threads = [threading.Thread(target=take, args=(t,)) for t in takers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(won.values()) == [False, True]
+    winner = next(t for t in takers if won[t.data["by"]])
+    held = store.get_alias("t1", "claims", "key")
+    assert held is not None and held.data == winner.data and held.updated_at == winner.updated_at
+    assert store.get_alias("t2", "claims", "key").data == {}  # type: ignore[union-attr]  # other tenant
+
+    # the stale read keeps losing; a fresh read of the winner's write goes through
+    assert not store.replace_alias(read, read.model_copy(update={"updated_at": stale + timedelta(hours=2)}))
+    done = held.model_copy(
+        update={"data": {"by": "done"}, "updated_at": held.updated_at + timedelta(seconds=5)}
+    )
+    assert store.replace_alias(held, done)
+    assert store.get_alias("t1", "claims", "key").data == {"by": "done"}  # type: ignore[union-attr]
+    assert store.delete_alias("t1", "claims", "key")
+    assert not store.replace_alias(done, done.model_copy(update={"updated_at": stale + timedelta(hours=3)}))
+    assert store.get_alias("t1", "claims", "key") is None  # a replacement never recreates it
 
 
 def test_numbers_count_up_per_tenant_and_counter_under_concurrent_callers(store: JobStore) -> None:

@@ -20,9 +20,13 @@ a 422 in the route's own error form (the route raises InvalidInput; seed routers
 A request that fails stores nothing: its claim is released so that the client can retry.
 
 Records are kept (no expiry), like the other aliases of a tenant. A claim whose request died
-mid-way (process killed) is taken over after CLAIM_STALE_AFTER. A field that carries a secret
-(a webhook endpoint's signing secret) is never stored here: the route names it in `redact`,
-and a replay answers without it (the secret lives in the SecretStore only; rotate for a new one).
+mid-way (process killed) is taken over after CLAIM_STALE_AFTER by compare-and-set
+(JobStore.replace_alias writes only while the claim's updated_at is the one read): of retries
+that find it stale at the same moment, in one process or in several, one takes it over and
+runs the request, the others answer 409 as for any claim in progress. A field that carries a
+secret (a webhook endpoint's signing secret) is never stored here: the route names it in
+`redact`, and a replay answers without it (the secret lives in the SecretStore only; rotate
+for a new one).
 """
 
 from __future__ import annotations
@@ -153,8 +157,10 @@ def claim(services: Services, tenant: str, namespace: str, key: str, fingerprint
         return IdempotentCall(replayed=_stored_response(existing))
     if utcnow() - existing.updated_at > CLAIM_STALE_AFTER:  # its request died mid-way
         taken = existing.model_copy(update={"updated_at": utcnow()})
-        store.update_alias(taken)
-        return IdempotentCall(services, taken)
+        if store.replace_alias(existing, taken):
+            return IdempotentCall(services, taken)
+        # the claim changed since our read: another retry took it over (or its request ended
+        # at last); answered as in progress, the next retry sees which
     raise Conflict(f"a request with this {HEADER} is still in progress; retry shortly")
 
 

@@ -117,6 +117,7 @@ def _alias_item(alias: Alias) -> Item:
         **_alias_key(alias.tenant_id, alias.namespace, alias.name),
         "tenant_id": _s(alias.tenant_id),
         "created": _s(_sortable_time(alias.created_at)),
+        "updated": _s(_sortable_time(alias.updated_at)),  # what replace_alias's condition reads
         "doc": _s(alias.model_dump_json()),
     }
 
@@ -693,6 +694,23 @@ class DynamoDbJobStore:
     def update_alias(self, alias: Alias) -> None:
         if not self._put(_alias_item(alias), "attribute_exists(pk)"):
             raise NotFound(f"{alias.namespace} {alias.name!r} not found")
+
+    def replace_alias(self, previous: Alias, updated: Alias) -> bool:
+        # items written before `updated` existed have none; the first replacement adds it,
+        # so a second writer that read the same item still fails the condition
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_alias_item(updated),
+                ConditionExpression=(
+                    "attribute_exists(pk) AND (attribute_not_exists(#updated) OR #updated = :expected)"
+                ),
+                ExpressionAttributeNames={"#updated": "updated"},
+                ExpressionAttributeValues={":expected": _s(_sortable_time(previous.updated_at))},
+            )
+        except self._conditional_check_failed:
+            return False
+        return True
 
     def delete_alias(self, tenant_id: str, namespace: str, name: str) -> bool:
         return self._delete_if_owned(_alias_key(tenant_id, namespace, name), tenant_id)

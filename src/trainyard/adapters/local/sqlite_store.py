@@ -404,6 +404,17 @@ class SqliteJobStore:
         if not updated:
             raise NotFound(f"{alias.namespace} {alias.name!r} not found")
 
+    def replace_alias(self, previous: Alias, updated: Alias) -> bool:
+        # the document's updated_at as it was written: the same serialiser wrote both
+        expected = previous.model_dump(mode="json", include={"updated_at"})["updated_at"]
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE aliases SET doc = ? WHERE tenant_id = ? AND namespace = ? AND name = ?"
+                " AND json_extract(doc, '$.updated_at') = ?",
+                (updated.model_dump_json(), previous.tenant_id, previous.namespace, previous.name, expected),
+            )
+            return cursor.rowcount == 1
+
     def delete_alias(self, tenant_id: str, namespace: str, name: str) -> bool:
         with self._write() as conn:
             return (
