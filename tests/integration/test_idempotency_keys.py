@@ -622,3 +622,32 @@ def test_a_stale_claim_is_taken_over_by_one_of_two_retries_and_the_other_gets_40
     assert len(services.store.list_jobs("default", 100, None).items) == jobs + 1
     assert len(launcher.launched) == launches + 1
     assert quiet_client.post("/models/train", **request).json() == taker.json()
+
+
+def test_a_request_that_outlived_its_claim_neither_answers_for_nor_releases_its_successor(
+    services: Services,
+) -> None:
+    tenant = services.tenants.ensure_default_tenant()
+    slow = claim(services, tenant, "idempotency:test", "late", "body-a")
+    # the claim went stale and a retry took it over (what claim() does after CLAIM_STALE_AFTER)
+    held = services.store.get_alias(tenant, "idempotency:test", "late")
+    assert held is not None
+    successor = held.model_copy(update={"updated_at": utcnow() + timedelta(seconds=1)})
+    assert services.store.replace_alias(held, successor)
+    slow.remember({"id": "from the slow request"}, 201)
+    slow.release()
+    stored = services.store.get_alias(tenant, "idempotency:test", "late")
+    assert stored is not None and stored.data["state"] == "in_progress"  # still the successor's
+    with pytest.raises(Conflict):
+        claim(services, tenant, "idempotency:test", "late", "body-a")
+
+
+def test_a_released_claim_is_taken_by_the_next_request_whatever_its_body(services: Services) -> None:
+    tenant = services.tenants.ensure_default_tenant()
+    failed = claim(services, tenant, "idempotency:test", "again", "body-a")
+    failed.release()
+    retry = claim(services, tenant, "idempotency:test", "again", "body-b")
+    assert retry.replayed is None
+    retry.remember({"id": "b"}, 201)
+    replay = claim(services, tenant, "idempotency:test", "again", "body-b")
+    assert replay.replayed is not None and json.loads(bytes(replay.replayed.body)) == {"id": "b"}

@@ -7,17 +7,15 @@ test_seed004_training.py."""
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import QuietHandler, serve_locally
+from tests.fake_chat_api import chat_server
 from tests.synthetic_digits import as_data_url, canvas_png, digit_rows, digits_csv
 from trainyard.api.app import create_app
 from trainyard.bootstrap import Services, bootstrap
@@ -209,48 +207,6 @@ def test_training_file_over_the_upload_limit_is_refused(tmp_path: Any) -> None:
 
 
 # --- GET /model: the assistant ----------------------------------------------------------
-
-
-@dataclass
-class ChatServer:
-    url: str
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    status: int = 200
-    reply: Any = None
-
-
-@contextmanager
-def chat_server() -> Iterator[ChatServer]:
-    """A local server that answers POST /v1/chat/completions in OpenAI's response shape."""
-    server_state = ChatServer(url="")
-
-    class Handler(QuietHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-            body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
-            server_state.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-            question = body["messages"][-1]["content"]
-            answer = server_state.reply or {
-                "id": "chatcmpl-1",
-                "object": "chat.completion",
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": f"Réponse à « {question} »"},
-                        "finish_reason": "stop",
-                    }
-                ],
-            }
-            payload = json.dumps(answer).encode()
-            self.send_response(server_state.status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-    with serve_locally(Handler) as base_url:
-        server_state.url = f"{base_url}/v1"
-        yield server_state
 
 
 @contextmanager

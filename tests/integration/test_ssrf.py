@@ -156,7 +156,7 @@ def test_loopback_receivers_still_get_deliveries_by_default(services: Services) 
 
 def test_a_chat_api_url_on_a_private_address_is_refused_at_use(tmp_path: Path) -> None:
     from trainyard.errors import Unavailable
-    from trainyard.services.digits import ask_chat
+    from trainyard.services.assistant import ask_chat
 
     settings = Settings(home=tmp_path / "chat", chat_api_url="https://169.254.169.254/v1")
     with pytest.raises(Unavailable, match="TRAINYARD_CHAT_API_URL is refused.*metadata"):

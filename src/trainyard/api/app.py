@@ -11,11 +11,18 @@ from fastapi import FastAPI
 
 from .. import __version__
 from ..bootstrap import Services
-from . import routes_datasets, routes_jobs, routes_models, routes_uploads, routes_webhooks
+from ..web import mount_console
+from . import (
+    routes_assistant,
+    routes_datasets,
+    routes_jobs,
+    routes_models,
+    routes_uploads,
+    routes_webhooks,
+)
 from .deps import ServicesDep, TenantDep
 from .errors import install_error_handlers
 from .seeds import mount_seed_routes
-from ..web import mount_console
 
 
 def create_app(services: Services, *, background_work: bool = False) -> FastAPI:
@@ -56,6 +63,7 @@ def create_app(services: Services, *, background_work: bool = False) -> FastAPI:
     app.include_router(routes_models.router)
     app.include_router(routes_uploads.router)
     app.include_router(routes_webhooks.router)
+    app.include_router(routes_assistant.router)
     mount_seed_routes(app, services.settings)
     mount_console(app)
     return app

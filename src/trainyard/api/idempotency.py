@@ -17,13 +17,16 @@ and runs, the other reads the claim and answers 409 (in progress) or, once the f
 finished, the first's response. A later request with the same key and body gets the stored
 response again (same status and body; nothing new is made); the same key with another body is
 a 422 in the route's own error form (the route raises InvalidInput; seed routers render it).
-A request that fails stores nothing: its claim is released so that the client can retry.
+A request that fails stores no answer: its claim is marked released (state "released", by
+compare-and-set) and the next request with the key, whatever its body, takes it over and runs.
 
 Records are kept (no expiry), like the other aliases of a tenant. A claim whose request died
 mid-way (process killed) is taken over after CLAIM_STALE_AFTER by compare-and-set
 (JobStore.replace_alias writes only while the claim's updated_at is the one read): of retries
 that find it stale at the same moment, in one process or in several, one takes it over and
-runs the request, the others answer 409 as for any claim in progress. A field that carries a
+runs the request, the others answer 409 as for any claim in progress. The request that held
+a claim writes its answer or its release by compare-and-set too, so one that outlived
+CLAIM_STALE_AFTER and was taken over cannot overwrite or release its successor's claim. A field that carries a
 secret (a webhook endpoint's signing secret) is never stored here: the route names it in
 `redact`, and a replay answers without it (the secret lives in the SecretStore only; rotate
 for a new one).
@@ -89,18 +92,25 @@ class IdempotentCall:
                 encoded = {k: v for k, v in encoded.items() if k not in redact}
             body, media_type = json.dumps(encoded), "application/json"
         response = {"status": status_code, "media_type": media_type, "body": body}
-        data = {**self._claim.data, "state": "done", "response": response}
-        self._services.store.update_alias(
-            self._claim.model_copy(update={"data": data, "updated_at": utcnow()})
-        )
+        # writes nothing when this request outlived CLAIM_STALE_AFTER and a retry took the key
+        # over: the retry's answer is the one kept
+        self._set_state("done", response=response)
         self.remembered = True
         return result
 
     def release(self) -> None:
-        """The request failed (or returned without remembering): forget the claim, so that a
-        retry with the same key runs afresh."""
+        """The request failed (or returned without remembering): mark the claim released, so
+        that a retry with the same key runs afresh."""
         if self._claim is not None and self._services is not None and not self.remembered:
-            self._services.store.delete_alias(self._claim.tenant_id, self._claim.namespace, self._claim.name)
+            self._set_state("released")
+
+    def _set_state(self, state: str, **data: Any) -> bool:
+        """Write the claim's new state only while it is still this request's (compare-and-set)."""
+        assert self._claim is not None and self._services is not None
+        updated = self._claim.model_copy(
+            update={"data": {**self._claim.data, "state": state, **data}, "updated_at": utcnow()}
+        )
+        return self._services.store.replace_alias(self._claim, updated)
 
 
 def idempotency(tenant_of: TenantOf) -> Callable[..., AsyncIterator[IdempotentCall]]:
@@ -147,8 +157,13 @@ def claim(services: Services, tenant: str, namespace: str, key: str, fingerprint
     except Conflict:
         pass
     existing = store.get_alias(tenant, namespace, key)
-    if existing is None:  # released between our insert and read: the earlier request failed
+    if existing is None:  # deleted between our insert and read
         raise Conflict(f"a request with this {HEADER} just failed; retry")
+    if existing.data.get("state") == "released":  # the earlier request failed: run this one
+        taken = fresh.model_copy(update={"created_at": existing.created_at, "updated_at": utcnow()})
+        if store.replace_alias(existing, taken):
+            return IdempotentCall(services, taken)
+        raise Conflict(f"a request with this {HEADER} is still in progress; retry shortly")
     if existing.data.get("fingerprint") != fingerprint:
         raise InvalidInput(
             f"{HEADER}: this key was used for a request with another body; use a new key for a new request"

@@ -1,7 +1,7 @@
 """Handwritten digits (seed 004): MNIST-style CSVs become a classification dataset and a
 training job like any other; a browser canvas becomes an MNIST-style image for the model; the
-tenant's digit model is the newest one trained this way that is ready; questions go to an
-OpenAI-compatible chat API.
+tenant's digit model is the newest one trained this way that is ready. (The seed's questions
+to a chat API go through services/assistant.py, which the console's assistant shares.)
 
 Nothing here trains or predicts by itself: the dataset, job and model services do, so a digit
 model is an ordinary Trainyard model (listed in /v1/models, its job in /v1/jobs).
@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..domain import TERMINAL_STATUSES, Alias, Job, Model, ModelStatus
-from ..errors import InvalidInput, Unavailable
+from ..errors import InvalidInput
 from ..params import ClassifierParams
 from ..ports import JobStore
-from . import outbound
 from .datasets import DatasetService, LabelledImage
 from .images import CheckedImage, decode_base64_image, open_checked_image
 from .jobs import JobService, TrainJobRequest
@@ -29,8 +28,6 @@ from .models import ModelService
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from ..settings import Settings
 
 # numpy and Pillow are imported where they are used, as in prediction.py: a cold start that
 # answers another route should not pay for them.
@@ -227,60 +224,6 @@ def canvas_to_mnist(image_field: object, max_pixels: int) -> np.ndarray | None:
     data = decode_base64_image(image_field, "image")
     image = open_checked_image(data, "image", max_pixels)
     return mnist_style(_ink(_flatten_canvas(image)))
-
-
-# --- chat -----------------------------------------------------------------------------------
-
-
-class ChatUpstreamError(Exception):
-    """The chat API answered with an error or not at all (the seed route answers 502)."""
-
-
-CHAT_SETUP_HELP = (
-    "the assistant is not configured: set TRAINYARD_CHAT_API_URL to an OpenAI-compatible API"
-    " (e.g. https://api.openai.com/v1), TRAINYARD_CHAT_API_KEY to its key and optionally"
-    " TRAINYARD_CHAT_MODEL, then restart Trainyard"
-)
-MAX_QUESTION_LENGTH = 4000
-
-
-def ask_chat(settings: Settings, question: str) -> str:
-    """The chat API's reply to one question: POST <chat_api_url>/chat/completions."""
-    import httpx
-
-    if not settings.chat_api_url:
-        raise Unavailable(CHAT_SETUP_HELP)
-    question = question.strip()
-    if not question:
-        raise InvalidInput("question: must not be empty")
-    if len(question) > MAX_QUESTION_LENGTH:
-        raise InvalidInput(f"question: longer than {MAX_QUESTION_LENGTH} characters")
-    headers = {"Authorization": f"Bearer {settings.chat_api_key}"} if settings.chat_api_key else {}
-    url = settings.chat_api_url.rstrip("/") + "/chat/completions"
-    body = {"model": settings.chat_model, "messages": [{"role": "user", "content": question}]}
-    try:
-        # the URL is the operator's, still checked at use (SSRF): public https, or loopback
-        # where TRAINYARD_ALLOW_LOOPBACK_URLS allows it; pinned to the checked address
-        response = outbound.post(
-            url,
-            allow_loopback=settings.allows_loopback_urls,
-            json=body,
-            headers=headers,
-            timeout=settings.chat_timeout_seconds,
-        )
-    except outbound.UnsafeURL as exc:
-        raise Unavailable(f"TRAINYARD_CHAT_API_URL is refused: {exc.message}") from None
-    except httpx.HTTPError as exc:
-        raise ChatUpstreamError(f"the chat API at {url} did not answer ({exc.__class__.__name__})") from exc
-    if response.status_code != 200:
-        raise ChatUpstreamError(f"the chat API answered HTTP {response.status_code}: {response.text[:300]}")
-    try:
-        content = response.json()["choices"][0]["message"]["content"]
-    except (ValueError, LookupError, TypeError) as exc:
-        raise ChatUpstreamError("the chat API's answer has no choices[0].message.content") from exc
-    if not isinstance(content, str):
-        raise ChatUpstreamError("the chat API's answer has no text in choices[0].message.content")
-    return content
 
 
 # --- training and the tenant's digit model --------------------------------------------------

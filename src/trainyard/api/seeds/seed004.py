@@ -21,7 +21,8 @@ from starlette.datastructures import FormData
 
 from ...domain import JobStatus
 from ...errors import InvalidInput, PayloadTooLarge
-from ...services.digits import ChatUpstreamError, DigitService, DigitTraining, ask_chat
+from ...services.assistant import ChatUpstreamError, ask_chat
+from ...services.digits import DigitService, DigitTraining
 from ..deps import ServicesDep, multipart_form, read_json_body
 from ..idempotency import SeedIdempotent
 from .common import SeedTenantDep, seed_router
