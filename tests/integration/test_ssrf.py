@@ -2,11 +2,18 @@
 non-public ones with a 4xx naming webhook_url and records nothing; seed 002 refuses an Azure
 connection string whose blob endpoint is private; a delivery re-checks the address at each
 attempt (DNS rebinding fails the attempt, nothing sent); the chat API URL is checked at use.
-The local default (loopback allowed) keeps loopback receivers working."""
+The local default (loopback allowed) keeps loopback receivers working.
+
+Seed 002's downloads: boto3 and the Azure SDK connect inside `pinned_connections`, so a storage
+endpoint that rebinds after its checks is never connected to (the import fails naming the host),
+real downloads from the loopback emulators still work, and other threads are unaffected."""
 
 from __future__ import annotations
 
 import socket
+import tarfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +21,21 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.emulators import AzureEmulator, S3Emulator, azurite_blob_server, moto_s3_server
 from tests.helpers import record_job, webhook_receiver
+from tests.integration.test_seed002 import class_files
+from tests.unit.test_outbound import fake_resolver, recorded_connects
 from trainyard.api.app import create_app
 from trainyard.bootstrap import Services, bootstrap
 from trainyard.domain import DeliveryStatus, JobStatus
+from trainyard.services.external_datasets import (
+    AzureObjects,
+    ExternalSource,
+    FetchLimits,
+    S3Objects,
+    fetch_dataset,
+)
+from trainyard.services.outbound import ConnectPolicy, UnsafeURL, pinned_connections
 from trainyard.settings import Settings
 
 REAL_GETADDRINFO = socket.getaddrinfo
@@ -174,3 +192,181 @@ def test_seed002_refuses_a_private_default_webhook_setting(tmp_path: Path) -> No
     assert 400 <= response.status_code < 500, response.text
     assert response.json()["message"].startswith("webhook_url:") and "private" in response.json()["message"]
     assert services.store.list_jobs("default", 10, None).items == []
+
+
+# --- seed 002's storage downloads: the SDKs' connections are pinned ----------------------------
+
+# the storage endpoint is checked three times before the download opens a connection: by the
+# route, by ExternalTrainingService.start, and just before the download
+CHECKS_BEFORE_THE_DOWNLOAD = 3
+LIMITS = FetchLimits(max_files=100, max_total_bytes=10_000_000, max_archive_bytes=10_000_000)
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Emulator]:
+    with moto_s3_server() as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def azure() -> Iterator[AzureEmulator]:
+    with azurite_blob_server() as emulator:
+        yield emulator
+
+
+class AcceptCounter:
+    """A loopback TCP listener that counts the connections it accepts (and closes them)."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._socket.getsockname()[1])
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            connection.close()
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+@pytest.mark.parametrize(
+    ("rebound_to", "named"),
+    [("127.0.0.1", "loopback"), ("10.0.0.5", "private"), ("169.254.169.254", "cloud metadata")],
+)
+def test_an_s3_endpoint_that_rebinds_after_its_checks_fails_the_import_unconnected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rebound_to: str, named: str
+) -> None:
+    """The stack as on AWS (loopback refused). The S3 endpoint's name answers a public address
+    to every check, then `rebound_to`, where a listener waits: the download's connection is
+    refused before it is made, the job ends FAILED naming the host and why, nothing is
+    stored and nothing connected (the listener accepted nothing)."""
+    fake_dns, connects = fake_resolver(monkeypatch), recorded_connects(monkeypatch)
+    listener = AcceptCounter()
+    lookups: list[str] = []
+
+    def rebinding() -> list[str]:
+        lookups.append("93.184.216.34" if len(lookups) < CHECKS_BEFORE_THE_DOWNLOAD else rebound_to)
+        return lookups[-1:]
+
+    fake_dns["s3.rebind.test"] = rebinding
+    services = bootstrap(
+        Settings(
+            home=tmp_path / "strict",
+            allow_loopback_urls=False,
+            external_s3_endpoint=f"https://s3.rebind.test:{listener.port}",
+        )
+    )
+    key = services.tenants.ensure_default_key(None, services.settings.home / "api_key")
+    body = {
+        "profile_id": "p",
+        "project_name": "rebind",
+        "model_type": "classification",
+        "storage_type": "aws",
+        "container": "datasets",
+        "folder": "teeth",
+        "zipped": False,
+        "epochs": 2,
+        "aws_access_key_id": "AKIDEXAMPLE",
+        "aws_secret_access_key": "not-a-real-secret",
+    }
+    try:
+        with TestClient(create_app(services, background_work=False)) as test_client:
+            test_client.headers["Authorization"] = key
+            started = test_client.post("/starttraining/", json=body)
+            assert started.status_code == 200 and started.json()["status"] == "PENDING", started.text
+            deadline = time.monotonic() + 60
+            status = test_client.get("/statustraining/p/rebind").json()
+            while status["result"] != "FAILED" and time.monotonic() < deadline:
+                time.sleep(0.1)
+                status = test_client.get("/statustraining/p/rebind").json()
+            datasets = test_client.get("/v1/datasets", headers={"Authorization": f"Bearer {key}"})
+    finally:
+        listener.close()
+    assert status["result"] == "FAILED", status
+    assert (
+        f"S3 bucket 'datasets': not connected: the host s3.rebind.test ({rebound_to}) is a {named}"
+        in status["message"]
+    ), status["message"]
+    assert lookups[CHECKS_BEFORE_THE_DOWNLOAD:], "the download never looked the name up"
+    assert listener.accepted == 0 and connects == []
+    assert datasets.json()["items"] == []
+
+
+def test_downloads_from_the_loopback_emulators_work_inside_the_guard(
+    tmp_path: Path,
+    s3: S3Emulator,
+    azure: AzureEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With loopback allowed, real S3 (moto's server) and Azure (Azurite) downloads through
+    names that resolve to loopback: every connection is made to the checked loopback address
+    of the emulator, and the files arrive."""
+    files = class_files("teeth/", "flat")
+    s3.put_files("guarded", files)
+    azure.put_files("guarded", files)
+    fake_dns, connects = fake_resolver(monkeypatch), recorded_connects(monkeypatch)
+    s3_port = int(s3.endpoint.rsplit(":", 1)[1])
+    azure_port = int(azure.blob_endpoint.split(":")[2].split("/")[0])
+    # moto's server reads the bucket from the path for a host named localstack*, from the
+    # host name's first label otherwise
+    fake_dns["localstack.test"] = lambda: ["127.0.0.1"]
+    # Azurite takes the account from the first label of a host name (from the path for an IP)
+    fake_dns[f"{azure.account}.blob.test"] = lambda: ["127.0.0.1"]
+    s3_source = ExternalSource(
+        "aws",
+        "guarded",
+        "teeth",
+        zipped=False,
+        aws_access_key_id=s3.access_key_id,
+        aws_secret_access_key=s3.secret_access_key,
+    )
+    azure_source = ExternalSource(
+        "azure",
+        "guarded",
+        "teeth",
+        zipped=False,
+        azure_connection_string=azure.connection_string().replace(
+            azure.blob_endpoint, f"http://{azure.account}.blob.test:{azure_port}"
+        ),
+    )
+    sources = [
+        (s3_source, S3Objects(s3_source, f"http://localstack.test:{s3_port}", None), s3_port),
+        (azure_source, AzureObjects(azure_source), azure_port),
+    ]
+    for source, objects, port in sources:
+        workdir = tmp_path / source.storage_type
+        with pinned_connections(ConnectPolicy(allow_loopback=True, loopback_only=True)):
+            archive = fetch_dataset(objects, source, workdir, LIMITS)
+        with tarfile.open(archive) as tar:
+            assert sorted(tar.getnames()) == sorted(name.removeprefix("teeth/") for name in files)
+        assert connects and set(connects) == {("127.0.0.1", port)}, source.storage_type
+        connects.clear()
+
+
+def test_a_guarded_download_leaves_other_threads_boto3_calls_alone(s3: S3Emulator) -> None:
+    """A strict guard (loopback refused) in this thread: its S3 call to the loopback emulator is
+    refused, while another thread's boto3 call to the same emulator goes through."""
+    listed: list[Any] = []
+    source = ExternalSource(
+        "aws",
+        "anything",
+        "",
+        zipped=False,
+        aws_access_key_id=s3.access_key_id,
+        aws_secret_access_key=s3.secret_access_key,
+    )
+    # botocore wraps the refusal (HTTPClientError); the guard unwraps it as it ends
+    with pytest.raises(UnsafeURL, match=r"127\.0\.0\.1 is a loopback address"):
+        with pinned_connections(ConnectPolicy(allow_loopback=False)):
+            other = threading.Thread(target=lambda: listed.append(s3.client().list_buckets()["Buckets"]))
+            other.start()
+            other.join(30)
+            list(S3Objects(source, s3.endpoint, None).list(""))
+    assert len(listed) == 1 and isinstance(listed[0], list)

@@ -1,11 +1,14 @@
 """SSRF protection (services/outbound.py): the registration check refuses every non-public
 form of address, with loopback allowed or not; names are resolved and every address checked;
 delivery resolves once and connects to the checked address, so DNS rebinding cannot reach a
-private one."""
+private one; inside `pinned_connections` the storage SDKs' connections (urllib3's) do the same,
+in the guarded thread only."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,8 +35,12 @@ def answers(*addresses: str, port: int = 443) -> list[tuple[Any, ...]]:
 
 @pytest.fixture
 def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, Callable[[], list[str]]]:
+    return fake_resolver(monkeypatch)
+
+
+def fake_resolver(monkeypatch: pytest.MonkeyPatch) -> dict[str, Callable[[], list[str]]]:
     """Names ending in .test resolve through this table (each entry a function, so a test can
-    answer differently on each lookup); other names resolve as usual. Lookups are counted."""
+    answer differently on each lookup); other names resolve as usual."""
     table: dict[str, Callable[[], list[str]]] = {}
 
     def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
@@ -298,3 +305,147 @@ def test_delivery_refuses_a_literal_without_sending(fake_dns: dict[str, Any]) ->
 )
 def test_azure_blob_endpoint(connection_string: str, endpoint: str | None) -> None:
     assert azure_blob_endpoint(connection_string) == endpoint
+
+
+# --- the storage SDKs' connections: pinned inside pinned_connections ---------------------------
+
+
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    return recorded_connects(monkeypatch)
+
+
+def recorded_connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every TCP connect this process makes, recorded; only loopback ones go through, so a
+    connect that escaped the pin is seen here instead of reaching the network."""
+    made: list[tuple[str, int]] = []
+    real_connect = socket.socket.connect
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if isinstance(address, tuple):
+            made.append((str(address[0]), int(address[1])))
+            if not ipaddress.ip_address(str(address[0]).split("%")[0]).is_loopback:
+                raise ConnectionRefusedError(f"the test lets no connection leave the host ({address[0]})")
+        real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return made
+
+
+def in_turn(*answers_: list[str]) -> Callable[[], list[str]]:
+    """A rebinding name: each lookup gets the next answer, the last one for good."""
+    remaining = list(answers_)
+    return lambda: remaining.pop(0) if len(remaining) > 1 else remaining[0]
+
+
+def s3_client(endpoint: str, max_attempts: int) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="not-a-real-secret",
+        config=Config(retries={"max_attempts": max_attempts, "mode": "standard"}, connect_timeout=2),
+    )
+
+
+def post_through_urllib3(url: str) -> int:
+    """One POST on a fresh pool (so a fresh connection), no retries: the way the SDKs connect."""
+    import urllib3
+
+    with urllib3.PoolManager(retries=False) as pool:
+        return int(pool.request("POST", url, body=b"{}").status)
+
+
+@pytest.mark.parametrize(
+    ("private", "named"),
+    [("127.0.0.1", "loopback"), ("10.0.0.5", "private"), ("169.254.169.254", "metadata")],
+)
+def test_an_sdk_connection_after_the_check_never_reaches_a_rebound_address(
+    fake_dns: dict[str, Any], connects: list[tuple[str, int]], private: str, named: str
+) -> None:
+    """The endpoint check sees a public address; the name then answers a private one. boto3's
+    connection inside the guard resolves through the pin, is refused, and nothing connects."""
+    fake_dns["s3.rebind.test"] = in_turn(["93.184.216.34"], [private])
+    endpoint = "https://s3.rebind.test"
+    check_public_url(endpoint, allow_loopback=False)
+    with pytest.raises(UnsafeURL, match=rf"s3\.rebind\.test \({private}\) is .*{named}"):
+        with outbound.pinned_connections(outbound.ConnectPolicy(allow_loopback=False)):
+            s3_client(endpoint, max_attempts=2).get_object(Bucket="datasets", Key="teeth.zip")
+    assert connects == []
+
+
+def test_each_sdk_connection_goes_to_the_address_its_own_lookup_checked(
+    fake_dns: dict[str, Any], connects: list[tuple[str, int]]
+) -> None:
+    """Pinning means: one lookup per connection, and the connect goes to an address that lookup
+    returned and the policy passed. The first attempt's public address is connected to (and
+    refused by the test, standing in for a network failure); botocore's retries each look the
+    name up again, get the metadata address, and are refused without a connect."""
+    answered: list[str] = []
+
+    def rebinding() -> list[str]:
+        answered.append("93.184.216.34" if not answered else "169.254.169.254")
+        return answered[-1:]
+
+    fake_dns["s3.rebind.test"] = rebinding
+    with pytest.raises(UnsafeURL, match="metadata"):
+        with outbound.pinned_connections(outbound.ConnectPolicy(allow_loopback=False)):
+            s3_client("https://s3.rebind.test", max_attempts=2).get_object(Bucket="datasets", Key="k")
+    assert len(answered) >= 2  # the retries happened, each with its own lookup
+    assert connects == [("93.184.216.34", 443)]  # one connect, the first lookup's checked answer
+
+
+def test_a_pinned_connection_keeps_the_host_header_and_resolves_once(
+    fake_dns: dict[str, Any], connects: list[tuple[str, int]]
+) -> None:
+    fake_dns["storage.test"] = in_turn(["127.0.0.1"], ["10.0.0.5"])
+    with http_receiver() as (port, seen):
+        with outbound.pinned_connections(outbound.ConnectPolicy(allow_loopback=True, loopback_only=True)):
+            assert post_through_urllib3(f"http://storage.test:{port}/x") == 204
+            with pytest.raises(UnsafeURL, match=r"storage\.test \(10\.0\.0\.5\) is a private address"):
+                post_through_urllib3(f"http://storage.test:{port}/x")  # a new connection, a new lookup
+    assert [host for host, _ in connects] == ["127.0.0.1"]
+    assert len(seen) == 1 and seen[0]["host"] == f"storage.test:{port}"
+
+
+def test_the_guard_refuses_loopback_when_the_setting_is_off_and_plain_http_to_a_public_host(
+    fake_dns: dict[str, Any], connects: list[tuple[str, int]]
+) -> None:
+    fake_dns["half.test"] = fixed("127.0.0.1", "93.184.216.34")
+    with http_receiver() as (port, seen):
+        with outbound.pinned_connections(outbound.ConnectPolicy(allow_loopback=False)):
+            with pytest.raises(UnsafeURL, match="loopback"):
+                post_through_urllib3(f"http://127.0.0.1:{port}/x")
+        with outbound.pinned_connections(outbound.ConnectPolicy(allow_loopback=True, loopback_only=True)):
+            with pytest.raises(UnsafeURL, match="plain http is allowed only to loopback"):
+                post_through_urllib3(f"http://half.test:{port}/x")
+    assert seen == [] and connects == []
+
+
+def test_other_threads_and_code_after_the_block_connect_as_before(connects: list[tuple[str, int]]) -> None:
+    """The guard is this context's alone: a thread started inside the block (a new thread has an
+    empty context), and this thread once the block ends, reach loopback with the guard strict."""
+    import urllib3.util.connection
+
+    with http_receiver() as (port, seen):
+        url = f"http://127.0.0.1:{port}/x"
+        statuses: list[int] = []
+        with outbound.pinned_connections(outbound.ConnectPolicy(allow_loopback=False)):
+            seam = urllib3.util.connection.create_connection
+            other = threading.Thread(target=lambda: statuses.append(post_through_urllib3(url)))
+            other.start()
+            other.join(10)
+            with pytest.raises(UnsafeURL, match="loopback"):
+                post_through_urllib3(url)
+            with outbound.pinned_connections(outbound.ConnectPolicy(allow_loopback=True)):
+                assert urllib3.util.connection.create_connection is seam  # installed once
+                assert post_through_urllib3(url) == 204  # the inner block's policy
+            with pytest.raises(UnsafeURL, match="loopback"):  # the outer one's again
+                post_through_urllib3(url)
+        assert post_through_urllib3(url) == 204
+    assert statuses == [204]
+    assert len(seen) == 3 and len(connects) == 3

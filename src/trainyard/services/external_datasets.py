@@ -17,6 +17,11 @@ import (`ExternalTrainingService.run`); the runners differ only in where it runs
 The credentials are never recorded in the job, logged, or returned, and every message that
 leaves the import has them scrubbed out (a storage error may echo what it was sent).
 
+SSRF: the storage endpoint is checked when the training starts and again just before the
+download, and the download itself runs inside `outbound.pinned_connections`, so each connection
+the SDK opens goes to an address checked at that moment (never to a fresh answer of a
+rebinding name); a refused one ends the job FAILED naming the host and why.
+
 Source layout: `folder` is a prefix in the container holding the dataset's files
 (<class>/<image> or train|val/<class>/<image>; detection: COCO or YOLO), or with `zipped` the
 zip file itself (its key, or `<folder>.zip`, or the only .zip under `<folder>/`).
@@ -32,6 +37,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 from ..domain import Job, JobStatus, Task
 from ..errors import InvalidInput, NotFound, TrainyardError, Unavailable
@@ -39,7 +45,7 @@ from ..ports import ImportRunner
 from .archives import CHUNK, safe_member_path
 from .datasets import DatasetService
 from .jobs import DetectionTrainJobRequest, JobService, TrainJobRequest
-from .outbound import UnsafeURL, azure_blob_endpoint, check_public_url
+from .outbound import ConnectPolicy, UnsafeURL, azure_blob_endpoint, check_public_url, pinned_connections
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +122,8 @@ class ObjectSource(Protocol):
 
 
 class S3Objects:
+    endpoint: str  # the URL the SDK calls (AWS's own S3 endpoint unless overridden)
+
     def __init__(self, source: ExternalSource, endpoint_url: str | None, region: str | None) -> None:
         import boto3  # noqa: PLC0415 - only S3 sources need it
         from botocore.config import Config  # noqa: PLC0415
@@ -129,6 +137,7 @@ class S3Objects:
             region_name=region or "us-east-1",
             config=Config(retries={"max_attempts": 2}, connect_timeout=10, read_timeout=60),
         )
+        self.endpoint = str(self._client.meta.endpoint_url)
 
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
         for page in self._client.get_paginator("list_objects_v2").paginate(
@@ -183,9 +192,14 @@ class _StreamReader:
         return data
 
 
+def storage_place(source: ExternalSource) -> str:
+    """The container as messages name it: "S3 bucket 'x'" or "Azure container 'x'"."""
+    return f"{'S3 bucket' if source.storage_type == 'aws' else 'Azure container'} {source.container!r}"
+
+
 def describe_storage_error(exc: Exception, source: ExternalSource) -> str:
     """A storage SDK's error as a sentence naming the container and what the storage said."""
-    where = f"{'S3 bucket' if source.storage_type == 'aws' else 'Azure container'} {source.container!r}"
+    where = storage_place(source)
     code = ""
     response = getattr(exc, "response", None)
     if isinstance(response, dict):  # botocore ClientError
@@ -367,8 +381,8 @@ class ExternalTrainingService:
         (services/outbound.py). Azure: the endpoint its connection string names (the caller's
         input; Azurite in tests is loopback, allowed by TRAINYARD_ALLOW_LOOPBACK_URLS), and the
         SDK client's own URL once built (`sdk_endpoint`). S3: the endpoint override setting.
-        The SDKs resolve names themselves, so this is checked at registration and again just
-        before the download, not pinned per connection as webhooks are."""
+        Checked at registration and again just before the download; the download's own
+        connections are then pinned (`_download`)."""
         if source.storage_type == "azure":
             for endpoint in (azure_blob_endpoint(source.azure_connection_string or ""), sdk_endpoint):
                 if endpoint:
@@ -435,8 +449,10 @@ class ExternalTrainingService:
         self.run(training)
         return f"ran: the job is {self._jobs.get(tenant_id, job_id).status.value}"
 
-    def _objects(self, source: ExternalSource) -> ObjectSource:
-        self.check_endpoints(source)  # again: DNS may answer differently at download time
+    def _objects(self, source: ExternalSource) -> S3Objects | AzureObjects:
+        # again, just before the download, so a refusal names the setting or field at fault;
+        # the client built here connects nowhere until `_fetch_pinned`
+        self.check_endpoints(source)
         if source.storage_type == "aws":
             return S3Objects(source, self._s3_endpoint, self._aws_region)
         objects = AzureObjects(source)
@@ -477,9 +493,22 @@ class ExternalTrainingService:
 
             storage_errors = (AzureError,)
         try:
-            return fetch_dataset(self._objects(source), source, workdir, self._limits)
+            return self._fetch_pinned(self._objects(source), source, workdir)
         except storage_errors as exc:
             raise InvalidInput(describe_storage_error(exc, source)) from None
+
+    def _fetch_pinned(self, objects: S3Objects | AzureObjects, source: ExternalSource, workdir: Path) -> Path:
+        """fetch_dataset with every connection the SDK opens pinned to a checked address (plain
+        http, which the endpoint checks allow to loopback alone, to loopback addresses only)."""
+        policy = ConnectPolicy(
+            allow_loopback=self._allow_loopback_urls,
+            loopback_only=urlsplit(objects.endpoint).scheme.lower() == "http",
+        )
+        try:
+            with pinned_connections(policy):
+                return fetch_dataset(objects, source, workdir, self._limits)
+        except UnsafeURL as exc:  # the name now resolves to an address the checks refuse
+            raise InvalidInput(f"{storage_place(source)}: not connected: {exc.message}") from None
 
     def _fail(self, job_id: str, message: str, source: ExternalSource) -> None:
         message = scrub(message, source.secrets())

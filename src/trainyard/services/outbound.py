@@ -27,6 +27,14 @@ link-local or metadata addresses.
 
 A name that does not resolve at registration is accepted (there is nothing to connect to yet,
 and a receiver's DNS may be set up after the job is created); delivery checks it again.
+
+The storage SDKs (boto3, azure-storage-blob) open their own connections, so `post` cannot carry
+them: `pinned_connections(policy)` pins those instead. For the duration of the block, in the
+calling context only, every TCP connection urllib3 opens (botocore's connections and the Azure
+SDK's requests transport are both built on it) goes through the same resolve-once, check-every-
+address, connect-to-a-checked-address step as `post`. A context variable scopes it: other threads
+(a new thread starts with an empty context) and code outside the block connect as before, so the
+service's own AWS calls and webhook deliveries running beside an import are untouched.
 """
 
 from __future__ import annotations
@@ -34,7 +42,11 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -101,7 +113,7 @@ def post(url: str, *, allow_loopback: bool, timeout: float, **kwargs: Any) -> ht
     to now is refused; httpx's errors otherwise."""
     scheme, _, _ = _parse(url)
     check_public_url(url, allow_loopback, resolve=False)
-    backend = _PinnedBackend(allow_loopback=allow_loopback, loopback_only=scheme == "http")
+    backend = _PinnedBackend(ConnectPolicy(allow_loopback=allow_loopback, loopback_only=scheme == "http"))
     with httpx.Client(
         transport=_pinned_transport(backend), timeout=timeout, follow_redirects=False, trust_env=False
     ) as client:
@@ -316,9 +328,8 @@ class _PinnedBackend(httpcore.SyncBackend):
     """httpcore's socket backend, resolving each host once, checking every address and then
     connecting to a checked address (never to the name, which could resolve differently)."""
 
-    def __init__(self, *, allow_loopback: bool, loopback_only: bool) -> None:
-        self._allow_loopback = allow_loopback
-        self._loopback_only = loopback_only
+    def __init__(self, policy: ConnectPolicy) -> None:
+        self._policy = policy
 
     def connect_tcp(
         self,
@@ -328,10 +339,96 @@ class _PinnedBackend(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
+        address = self._policy.checked_addresses(host, port)[0]
+        return super().connect_tcp(str(address), port, timeout, local_address, socket_options)
+
+
+@dataclass(frozen=True)
+class ConnectPolicy:
+    """Which addresses a pinned connection may reach: the module's rule, loopback allowed or
+    not; `loopback_only` for plain http, which may go to loopback alone."""
+
+    allow_loopback: bool
+    loopback_only: bool = False
+
+    def checked_addresses(self, host: str, port: int) -> list[IPAddress]:
+        """`host`'s addresses, resolved once (an IP literal as written), every one checked;
+        UnsafeURL naming the host and why when one is refused."""
         literal = _ip_literal(host.strip("[]"))
         addresses = [literal] if literal is not None else _resolve(host, port, must_resolve=True)
         for address in addresses:
-            _check_address(address, self._allow_loopback, host)
-        if self._loopback_only and not all(_loopback(a) for a in addresses):
+            _check_address(address, self.allow_loopback, host)
+        if self.loopback_only and not all(_loopback(a) for a in addresses):
             raise UnsafeURL(f"the host {host} is not loopback; plain http is allowed only to loopback")
-        return super().connect_tcp(str(addresses[0]), port, timeout, local_address, socket_options)
+        return addresses
+
+
+# --- the storage SDKs' connections ------------------------------------------------------------
+
+_PINNED_POLICY: ContextVar[ConnectPolicy | None] = ContextVar("trainyard_pinned_policy", default=None)
+_PIN_INSTALL = threading.Lock()
+_unpinned_create_connection: Callable[..., socket.socket] | None = None
+
+
+@contextmanager
+def pinned_connections(policy: ConnectPolicy) -> Iterator[None]:
+    """Within the block, in this context only, every connection urllib3 opens resolves its host
+    once, checks every address under `policy` and connects only to a checked one. A refused
+    host leaves the block as UnsafeURL, whatever an SDK wrapped it in on the way (botocore
+    makes it an HTTPClientError, and retries it first)."""
+    _install_pin()
+    token = _PINNED_POLICY.set(policy)
+    try:
+        yield
+    except Exception as exc:
+        refused = _refusal_behind(exc)
+        if refused is None or refused is exc:
+            raise
+        raise refused from None
+    finally:
+        _PINNED_POLICY.reset(token)
+
+
+def _install_pin() -> None:
+    """Put `_pinned_create_connection` in urllib3's seam once (the first guarded download
+    imports urllib3, which nothing else here needs): HTTPConnection._new_conn calls
+    urllib3.util.connection.create_connection through the module each time."""
+    global _unpinned_create_connection
+    from urllib3.util import connection  # noqa: PLC0415
+
+    with _PIN_INSTALL:
+        if connection.create_connection is _pinned_create_connection:
+            return
+        if _unpinned_create_connection is None:
+            _unpinned_create_connection = connection.create_connection
+        connection.create_connection = _pinned_create_connection
+
+
+def _pinned_create_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+    """urllib3's create_connection; inside `pinned_connections`, to checked addresses only,
+    tried in the resolver's order (an IP literal never reaches DNS again)."""
+    assert _unpinned_create_connection is not None, "installed by _install_pin"
+    policy = _PINNED_POLICY.get()
+    if policy is None:
+        return _unpinned_create_connection(address, *args, **kwargs)
+    host, port = address
+    failure: OSError | None = None
+    for checked in policy.checked_addresses(host, port):
+        try:
+            return _unpinned_create_connection((str(checked), port), *args, **kwargs)
+        except OSError as exc:
+            failure = exc
+    assert failure is not None, "checked_addresses returns at least one address"
+    raise failure
+
+
+def _refusal_behind(exc: BaseException) -> UnsafeURL | None:
+    """The UnsafeURL `exc` is, or was raised while handling (an SDK's wrapper of it)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, UnsafeURL):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
