@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Error, Page, Playwright, sync_playwright
 
+from tests.fake_chat_api import ChatServer, chat_server
 from tests.local_stack import LocalStack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,9 +68,19 @@ def browser_context(
 
 
 @pytest.fixture(scope="session")
-def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def fake_chat() -> Iterator[ChatServer]:
+    """The OpenAI-compatible chat API the console stack's assistant talks to."""
+    with chat_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def console_stack(tmp_path_factory: pytest.TempPathFactory, fake_chat: ChatServer) -> Iterator[LocalStack]:
     """One local stack (`python -m trainyard serve`) for the browser tests."""
-    local = LocalStack(home=tmp_path_factory.mktemp("console-stack") / "home")
+    local = LocalStack(
+        home=tmp_path_factory.mktemp("console-stack") / "home",
+        extra_env={"TRAINYARD_CHAT_API_URL": fake_chat.url},
+    )
     local.start()
     yield local
     local.stop()
