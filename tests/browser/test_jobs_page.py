@@ -5,9 +5,11 @@ webhook deliveries to a loopback receiver are listed and one is redelivered from
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +19,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.conftest import Shot
 from tests.helpers import webhook_receiver
 from tests.local_stack import LocalStack
+from tests.pose_data import synthetic_pose_data
 from tests.synthetic import class_folder_zip
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
@@ -207,3 +210,64 @@ def test_the_list_follows_a_job_and_its_page_shows_and_redelivers_its_webhooks(
 
     sent = [request["headers"]["webhook-id"] for request in receiver.requests]
     assert len(sent) == 2 and sent[0] == sent[1]  # the same message, sent again
+
+
+@pytest.fixture(scope="module")
+def pose_model(api: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A one-epoch pose model (its keypoints need not be good: the page only shows results)."""
+    animal = synthetic_pose_data(tmp_path_factory.mktemp("animal"), "slp+video", frames=16, video_frames=6)
+    created = api.post(
+        "/v1/datasets",
+        data={"name": "animal", "task": "pose"},
+        files=[
+            ("file", ("labels.slp", (animal / "labels.slp").read_bytes())),
+            ("file", ("video.mp4", (animal / "video.mp4").read_bytes())),
+        ],
+    )
+    assert created.status_code == 201, created.text
+    params = {"epochs": 1, "batch_size": 4, "validation_fraction": 0.2, "seed": 0}
+    job = api.post(
+        "/v1/jobs",
+        json={
+            "type": "train",
+            "task": "pose",
+            "dataset_id": created.json()["id"],
+            "model_name": "animal",
+            "params": params,
+        },
+    )
+    assert job.status_code == 202, job.text
+    assert wait_for_job(api, job.json()["id"], timeout=600)["status"] == "SUCCEEDED"
+    return {"id": job.json()["model_id"], "video": (animal / "test_video.mp4").read_bytes()}
+
+
+def test_a_video_inference_job_shows_its_results_and_preview(
+    signed_in: Page, console_stack: LocalStack, api: httpx.Client, pose_model: dict[str, Any], shot: Shot
+) -> None:
+    page = signed_in
+    response = api.post(
+        "/v1/jobs",
+        data={"type": "infer", "task": "pose", "model_id": pose_model["id"], "params": '{"preview": "both"}'},
+        files={"video": ("walk.mp4", pose_model["video"])},
+    )
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    page.goto(f"{console_stack.url}/console/#/jobs/{job_id}")
+    expect(job_status(page)).to_contain_text("Succeeded", timeout=300_000)
+    expect(page.locator(".progress-text")).to_have_text("6 of 6 frames")
+    results = page.get_by_role("region", name="Results")
+    expect(results).to_contain_text("total 6")
+    expect(page.locator("main")).not_to_contain_text("null")  # nothing missing shown as JavaScript's null
+    expect(page.get_by_role("link", name=re.compile(r"^animal \(mdl_"))).to_be_visible()
+    video = results.locator("video[controls]")
+    expect(video).to_have_attribute("src", re.compile(r"^blob:"))
+    # the preview was fetched with the key and the browser decodes it: duration and frame size
+    page.wait_for_function(
+        "v => v.readyState >= 1 && v.duration > 0 && v.videoWidth > 0", arg=video.element_handle()
+    )
+    expect(results.get_by_role("img", name="Preview frame with the predicted poses")).to_be_visible()
+    with page.expect_download() as download:
+        results.get_by_role("button", name="Download json").click()
+    saved = download.value.path()
+    assert json.loads(Path(saved).read_text())["frames"]
+    shot(page, "job-inference-results")

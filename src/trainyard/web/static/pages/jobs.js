@@ -427,10 +427,15 @@ async function resultsView(container, job, life) {
   const result = await api(`/v1/jobs/${encodeURIComponent(job.id)}/results`, { signal: life.signal });
   const objectUrls = [];
   life.signal.addEventListener('abort', () => objectUrls.forEach((u) => URL.revokeObjectURL(u)));
-  const counts = Object.entries(result).filter(([name, value]) => !['files', 'downloads', 'job_id', 'model_id'].includes(name) && (typeof value !== 'object' || value === null));
+  const shown = (value) => (typeof value === 'number' ? formatNumber(value) : String(value ?? '—'));
+  // counts may be grouped one level deep, e.g. frames: {total, predicted}
+  const counts = Object.entries(result).filter(([name]) => !['files', 'downloads', 'job_id', 'model_id'].includes(name))
+    .map(([name, value]) => [name, value !== null && typeof value === 'object'
+      ? Object.entries(value).filter(([, v]) => v === null || typeof v !== 'object').map(([k, v]) => `${k} ${shown(v)}`).join(' · ')
+      : shown(value)]);
   const status = h('div', { 'aria-live': 'polite' });
   container.append(
-    h('dl', { class: 'facts' }, counts.flatMap(([name, value]) => [h('dt', {}, name), h('dd', {}, typeof value === 'number' ? formatNumber(value) : String(value))])),
+    h('dl', { class: 'facts' }, counts.flatMap(([name, value]) => [h('dt', {}, name), h('dd', {}, value)])),
     h('h3', {}, t('results.downloads')),
     h('ul', {}, Object.entries(result.downloads).map(([kind, url]) => h('li', {},
       h('button', { type: 'button', class: 'secondary', onclick: () => download(url, `${job.id}-${result.files[kind]}`, life.signal).catch((error) => showError(status, error)) },
@@ -472,14 +477,15 @@ async function renderJob(main, { id }, life) {
   const results = h('section', { class: 'panel', 'aria-labelledby': 'job-results-title', hidden: true }, h('h2', { id: 'job-results-title' }, t('results.title')));
   const updateCharts = metricCharts(chartsBox, job);
 
-  main.append(
+  main.append(...[
     h('p', {}, h('a', { href: '#/jobs' }, `← ${t('job.back')}`)),
     heading, statusLine,
     h('section', { class: 'panel', 'aria-labelledby': 'job-progress-title' }, h('h2', { id: 'job-progress-title' }, t('job.progress')), progress, actions, modelLink),
     job.type === 'train' ? h('section', { class: 'panel', 'aria-labelledby': 'job-charts-title' }, h('h2', { id: 'job-charts-title' }, t('job.charts')), chartsBox) : null,
     results,
     h('section', { class: 'panel', 'aria-labelledby': 'job-facts-title' }, h('h2', { id: 'job-facts-title' }, t('job.facts')), facts),
-    h('section', { class: 'panel', 'aria-labelledby': 'job-webhooks-title' }, h('h2', { id: 'job-webhooks-title' }, t('webhooks.title')), webhookStatus, deliveries));
+    h('section', { class: 'panel', 'aria-labelledby': 'job-webhooks-title' }, h('h2', { id: 'job-webhooks-title' }, t('webhooks.title')), webhookStatus, deliveries),
+  ].filter(Boolean));
 
   const cancelButton = h('button', { type: 'button', class: 'danger' }, t('job.cancel'));
   const yes = h('button', { type: 'button', class: 'danger' }, t('job.confirmYes'));
