@@ -237,6 +237,7 @@ def _wire(settings: Settings, adapters: Adapters) -> Services:
         settings.min_pose_frames,
         max_video_frames=settings.max_video_frames,
         max_video_seconds=settings.max_video_seconds,
+        presign_seconds=settings.presign_seconds,
     )
     uploads = UploadService(
         blobs,

@@ -4,7 +4,10 @@
     python -m pose.probe video FILE                     # a video to run a model on
 
 Prints one JSON object on stdout: the summary (`"ok": true`) or `{"ok": false, "error": ...}`
-with a reason a user can act on, and exits 0 or 1. The service runs this in the pose
+with a reason a user can act on, and exits 0 or 1. A dataset's summary carries a few sample
+labelled frames (`samples`: the frame as a base64 PNG, downscaled, and each user instance's
+points in that PNG's pixels), so the service can show the skeleton on real frames without
+ever decoding a video itself. The service runs this in the pose
 container's environment, so the API process itself never imports sleap-io or its video
 decoders; the training entrypoint uses the same functions on its channel.
 """
@@ -12,7 +15,10 @@ decoders; the training entrypoint uses the same functions on its channel.
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +27,11 @@ from typing import Any
 from jobkit.errors import DataError
 
 LABEL_SUFFIXES = (".pkg.slp", ".slp")
+# The samples travel in the probe's answer (a Lambda answers 6 MB at most) and are shown as
+# pictures in a browser: a few frames, none wider or taller than this.
+MAX_SAMPLES = 6
+SAMPLE_MAX_SIDE = 480
+MAX_SAMPLE_INSTANCES = 20  # their points are kept in the dataset's record
 
 
 def _visible_files(root: Path) -> list[Path]:
@@ -153,6 +164,83 @@ def skeleton_summary(skeleton: Any) -> dict[str, Any]:
     }
 
 
+def _spread(count: int, wanted: int) -> list[int]:
+    """`wanted` indexes spread evenly over range(count), first and last included."""
+    if count <= wanted:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (wanted - 1)) for i in range(wanted)})
+
+
+def _png(pixels: Any, scale: float) -> bytes:
+    """A frame (height, width, channels) as PNG bytes, resized by `scale`."""
+    import numpy as np  # noqa: PLC0415 - sleap-io's own dependencies, lazily like sleap_io
+    from PIL import Image  # noqa: PLC0415
+
+    array = np.asarray(pixels)
+    if array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    image = Image.fromarray(array)
+    if scale < 1:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def _scaled_points(instance: Any, scale: float) -> list[list[float] | None]:
+    """The instance's points in the sample's pixels, in its skeleton's node order; a node
+    not labelled (NaN) is None."""
+    return [
+        None
+        if not (math.isfinite(x) and math.isfinite(y))
+        else [round(float(x) * scale, 2), round(float(y) * scale, 2)]
+        for x, y in instance.numpy()
+    ]
+
+
+def sample_frames(
+    labels: Any, frames: list[Any], video_names: dict[int, str]
+) -> list[dict[str, Any]]:
+    """Up to MAX_SAMPLES labelled frames spread over the dataset: the frame as a PNG and
+    each user instance's points, scaled alike so the points land on the picture."""
+    samples = []
+    for index in _spread(len(frames), MAX_SAMPLES):
+        frame = frames[index]
+        name = video_names[id(frame.video)]
+        try:
+            pixels = frame.image
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(
+                f"video {name}: labelled frame {frame.frame_idx} cannot be decoded: {reason}"
+            ) from None
+        if pixels is None:
+            raise DataError(f"video {name}: labelled frame {frame.frame_idx} cannot be decoded")
+        height, width = int(pixels.shape[0]), int(pixels.shape[1])
+        scale = min(1.0, SAMPLE_MAX_SIDE / max(height, width))
+        png = _png(pixels, scale)
+        samples.append(
+            {
+                "video": name,
+                "frame": int(frame.frame_idx),
+                "width": max(1, round(width * scale)),
+                "height": max(1, round(height * scale)),
+                "png_b64": base64.b64encode(png).decode(),
+                "instances": [
+                    {
+                        "skeleton": labels.skeletons.index(instance.skeleton),
+                        "points": _scaled_points(instance, scale),
+                    }
+                    for instance in frame.user_instances[:MAX_SAMPLE_INSTANCES]
+                ],
+            }
+        )
+    return samples
+
+
 def probe_dataset(root: Path, min_frames: int = 2) -> dict[str, Any]:
     labels, labels_file = load_labels(root)
     if not labels.skeletons:
@@ -166,10 +254,12 @@ def probe_dataset(root: Path, min_frames: int = 2) -> dict[str, Any]:
             f"instances; at least {min_frames} are needed"
         )
     videos = []
+    video_names: dict[int, str] = {}
     for video in labels.videos:
         embedded = _is_embedded(video, labels_file)
         name = labels_file.name if embedded else Path(video.filename).name
         videos.append({**_read_video(video, name), "embedded": embedded})
+        video_names[id(video)] = name
     return {
         "ok": True,
         "labels": labels_file.relative_to(root).as_posix(),
@@ -182,6 +272,7 @@ def probe_dataset(root: Path, min_frames: int = 2) -> dict[str, Any]:
         "skeletons": [skeleton_summary(s) for s in labels.skeletons],
         "labeled_frames": len(frames),
         "instances": sum(len(lf.user_instances) for lf in frames),
+        "samples": sample_frames(labels, frames, video_names),
     }
 
 

@@ -3,6 +3,8 @@ sleap-io; and the same checks as the probe Lambda, reading the files from S3 (mo
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,16 +15,25 @@ import numpy as np
 import pytest
 import sleap_io as sio
 from moto import mock_aws
+from PIL import Image
 
 from jobkit.errors import DataError
 from pose.probe import main, probe_dataset, probe_video
 from pose.probe_lambda import probe_prefix
 
 
-def write_upload(root: Path, frames: int = 3, video: bool = True, embed: bool = False) -> Path:
-    """labels.slp (skeleton head→tail) over clip.mp4, whose stored path is the labeller's."""
+def write_upload(
+    root: Path,
+    frames: int = 3,
+    video: bool = True,
+    embed: bool = False,
+    size: tuple[int, int] = (32, 32),
+    points: tuple[tuple[float, float], ...] = ((10.0, 10.0), (18.0, 18.0)),
+) -> Path:
+    """labels.slp (skeleton head→tail) over clip.mp4 (`size` is height, width), whose stored
+    path is the labeller's."""
     root.mkdir(parents=True, exist_ok=True)
-    pixels = np.zeros((5, 32, 32, 1), np.uint8)
+    pixels = np.zeros((max(5, frames), *size, 1), np.uint8)
     pixels[:, 8:20, 8:20] = 200
     sio.save_video(pixels, str(root / "clip.mp4"), fps=10)
     source = sio.Video.from_filename(str(root / "clip.mp4"))
@@ -31,9 +42,7 @@ def write_upload(root: Path, frames: int = 3, video: bool = True, embed: bool = 
         sio.LabeledFrame(
             video=source,
             frame_idx=i,
-            instances=[
-                sio.Instance.from_numpy(np.array([[10.0, 10.0], [18.0, 18.0]]), skeleton=skeleton)
-            ],
+            instances=[sio.Instance.from_numpy(np.array(points), skeleton=skeleton)],
         )
         for i in range(frames)
     ]
@@ -77,6 +86,41 @@ def test_a_package_with_embedded_frames_needs_no_video(tmp_path: Path) -> None:
     summary = probe_dataset(tmp_path / "up")
     assert summary["video_files"] == [] and summary["videos"][0]["embedded"] is True
     assert summary["labeled_frames"] == 2
+
+
+def sample_picture(sample: dict[str, Any]) -> Image.Image:
+    picture = Image.open(io.BytesIO(base64.b64decode(sample["png_b64"])))
+    picture.load()
+    return picture
+
+
+@pytest.mark.parametrize("embed", [False, True])
+def test_samples_are_frames_spread_over_the_labels_with_their_points(
+    tmp_path: Path, embed: bool
+) -> None:
+    write_upload(tmp_path / "up", frames=9, embed=embed)
+    samples = probe_dataset(tmp_path / "up")["samples"]
+    assert [s["frame"] for s in samples] == [0, 2, 3, 5, 6, 8]  # 6 of 9, first and last in
+    name = "labels.pkg.slp" if embed else "clip.mp4"
+    for sample in samples:
+        picture = sample_picture(sample)
+        assert picture.format == "PNG"
+        assert picture.size == (sample["width"], sample["height"]) == (32, 32)
+        assert sample["video"] == name
+        assert sample["instances"] == [{"skeleton": 0, "points": [[10.0, 10.0], [18.0, 18.0]]}]
+        assert np.asarray(picture)[12, 12].max() > 100  # the bright square the points are on
+
+
+def test_large_frames_are_downscaled_with_their_points_and_unlabelled_nodes_kept_empty(
+    tmp_path: Path,
+) -> None:
+    points = ((400.0, 30.0), (np.nan, np.nan))
+    write_upload(tmp_path / "up", frames=2, size=(64, 960), points=points)
+    samples = probe_dataset(tmp_path / "up")["samples"]
+    assert len(samples) == 2
+    size = (samples[0]["width"], samples[0]["height"])
+    assert size == (480, 32) == sample_picture(samples[0]).size
+    assert samples[0]["instances"][0]["points"] == [[200.0, 15.0], None]
 
 
 @pytest.mark.parametrize(

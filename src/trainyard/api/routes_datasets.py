@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, RedirectResponse
 
 from ..domain import Dataset, Task
 from ..errors import InvalidInput
+from ..services.datasets import IMAGE_MEDIA_TYPES
 from .deps import (
     PaginationDep,
     ServicesDep,
@@ -152,6 +154,44 @@ def get_dataset(dataset_id: str, services: ServicesDep, tenant: TenantDep) -> di
 @router.delete("/{dataset_id}", status_code=204)
 def delete_dataset(dataset_id: str, services: ServicesDep, tenant: TenantDep) -> None:
     services.datasets.delete(tenant, dataset_id)
+
+
+@router.get(
+    "/{dataset_id}/images",
+    summary="Browse a dataset's pictures: images with their class (classification) or boxes"
+    " (detection), or a pose dataset's sample frames with each instance's points",
+)
+def list_dataset_images(
+    dataset_id: str,
+    services: ServicesDep,
+    tenant: TenantDep,
+    page: PaginationDep,
+    label: Annotated[
+        str | None,
+        Query(max_length=200, description="only this class's images (detection: images with a box of it)"),
+    ] = None,
+) -> dict[str, Any]:
+    return page_body(services.datasets.image_page(tenant, dataset_id, label, page.limit, page.cursor), dict)
+
+
+@router.get(
+    "/{dataset_id}/images/{image_id}/content",
+    summary="A picture's bytes, by an id from GET /v1/datasets/{dataset_id}/images (on AWS: a 307"
+    " to a presigned S3 URL)",
+    response_model=None,
+    responses={
+        200: {"content": {media_type: {} for media_type in sorted(set(IMAGE_MEDIA_TYPES.values()))}},
+        307: {"description": "the picture is at the presigned URL in Location"},
+    },
+)
+def get_dataset_image_content(
+    dataset_id: str, image_id: str, services: ServicesDep, tenant: TenantDep
+) -> FileResponse | RedirectResponse:
+    content = services.datasets.image_content(tenant, dataset_id, image_id)
+    if content.url is not None:
+        return RedirectResponse(content.url, status_code=307)
+    assert content.path is not None
+    return FileResponse(content.path, media_type=content.media_type)
 
 
 @router.post("/{dataset_id}/images", summary="Append base64 images: {images: [{image_b64, label, split?}]}")

@@ -1,5 +1,7 @@
 """Datasets: upload an archive of class folders (classification), of images with COCO or
-YOLO boxes (detection) or SLEAP labels (pose), append images, list, delete.
+YOLO boxes (detection) or SLEAP labels (pose), append images, list, delete, and browse a
+dataset's pictures (its images with their class or boxes; a pose dataset's sample frames with
+their keypoints, which the pose checker drew from the videos when the dataset was made).
 
 Everything is validated before anything is stored; blobs are written first and the records
 last, in one transaction, and a failure in between removes the blobs again, so a bad upload
@@ -11,14 +13,14 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..domain import Dataset, Image, Task, new_id
-from ..errors import InvalidInput, NotFound, Unavailable
+from ..errors import BadRequest, InvalidInput, NotFound, Unavailable
 from ..ports import BlobStore, JobStore, Page, PoseProbe
 from .archives import ArchiveLimits, detect_archive_kind, extract_archive, is_visible_name
 from .detection_datasets import ANNOTATIONS_FILE, read_detection_dataset
@@ -29,6 +31,15 @@ MAX_LABEL_LENGTH = 200
 MAX_IMAGES_PER_APPEND = 1000
 LAYOUT_HELP = "expected <class>/<image> or train/<class>/<image> + val/<class>/<image>"
 POSE_UPLOAD_HELP = "send a .pkg.slp, a .slp with its videos, or a .zip/.7z/.tar.gz holding them"
+# by stored file ending; every stored picture passed check_image, so none is anything else
+IMAGE_MEDIA_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".bmp": "image/bmp",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
 
 
 def dataset_prefix(tenant_id: str, dataset_id: str) -> str:
@@ -50,6 +61,36 @@ def dataset_files_prefix(tenant_id: str, dataset_id: str) -> str:
     """Where a pose or detection dataset's files are kept: a pose dataset's under their
     relative paths in the upload, a detection dataset's as annotations.json names them."""
     return dataset_prefix(tenant_id, dataset_id) + "files/"
+
+
+def pose_sample_key(tenant_id: str, dataset_id: str, sample_id: str) -> str:
+    """A pose dataset's sample frames are kept beside its files, not among them: training
+    channels name their files one by one, and these are pictures for people."""
+    return dataset_prefix(tenant_id, dataset_id) + f"samples/{sample_id}.png"
+
+
+@dataclass(frozen=True)
+class ImageContent:
+    """Where a client gets a stored picture: a presigned URL (S3: the bytes never pass
+    through the API function), or a local file the API streams."""
+
+    media_type: str
+    url: str | None = None
+    path: Path | None = None
+
+
+def _page_after(records: list[dict[str, Any]], limit: int, cursor: str | None) -> Page:
+    """One page of `records` in their order; the cursor is the id of the previous page's
+    last record, so a page stays put when images are appended to the dataset."""
+    start = 0
+    if cursor is not None:
+        ids = [record["id"] for record in records]
+        if cursor not in ids:
+            raise BadRequest(f"invalid pagination cursor {cursor!r}")
+        start = ids.index(cursor) + 1
+    items = records[start : start + limit]
+    more = start + limit < len(records)
+    return Page(items=items, next_cursor=items[-1]["id"] if more else None)
 
 
 def _plain_file_name(filename: str | None) -> str:
@@ -101,6 +142,7 @@ class DatasetService:
         *,
         max_video_frames: int = 100_000,
         max_video_seconds: float = 3600.0,
+        presign_seconds: int = 3600,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -112,6 +154,7 @@ class DatasetService:
         self._min_pose_frames = min_pose_frames
         self._max_video_frames = max_video_frames
         self._max_video_seconds = max_video_seconds
+        self._presign_seconds = presign_seconds
 
     @contextmanager
     def _scratch(self, prefix: str) -> Iterator[Path]:
@@ -124,16 +167,22 @@ class DatasetService:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _record_with_files(
-        self, dataset: Dataset, files: Iterable[tuple[str, Path]], documents: dict[str, bytes]
+        self,
+        dataset: Dataset,
+        files: Iterable[tuple[str, Path]],
+        documents: dict[str, bytes],
+        other_blobs: Mapping[str, bytes] | None = None,
     ) -> Dataset:
-        """Store a dataset's files under its files prefix, then its record; a failure on the
-        way removes what was written, so nothing is left behind."""
+        """Store a dataset's files under its files prefix (and `other_blobs` by key), then its
+        record; a failure on the way removes what was written, so nothing is left behind."""
         prefix = dataset_files_prefix(dataset.tenant_id, dataset.id)
         try:
             for relative, path in files:
                 self._blobs.put_file(prefix + relative, path)
             for relative, data in documents.items():
                 self._blobs.put_bytes(prefix + relative, data)
+            for key, data in (other_blobs or {}).items():
+                self._blobs.put_bytes(key, data)
             self._store.create_dataset(dataset, [])
         except BaseException:
             self._blobs.delete_prefix(dataset_prefix(dataset.tenant_id, dataset.id))
@@ -321,8 +370,10 @@ class DatasetService:
         labels = str(summary["labels"])
         video_files = [str(v) for v in summary["video_files"]]
         skeletons = list(summary["skeletons"])
+        dataset_id = new_id("ds")
+        samples, pictures = self._pose_samples(tenant_id, dataset_id, summary["samples"])
         dataset = Dataset(
-            id=new_id("ds"),
+            id=dataset_id,
             tenant_id=tenant_id,
             name=name,
             task=Task.POSE,
@@ -335,10 +386,37 @@ class DatasetService:
                 "labeled_frames": summary["labeled_frames"],
                 "instances": summary["instances"],
                 "videos": summary["videos"],
+                "samples": samples,
             },
         )
         files = [(relative, root / relative) for relative in [labels, *video_files]]
-        return self._record_with_files(dataset, files, {})
+        return self._record_with_files(dataset, files, {}, pictures)
+
+    def _pose_samples(
+        self, tenant_id: str, dataset_id: str, samples: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+        """The checker's sample frames: their records (video, frame, size, each instance's
+        points) for the dataset's details, and their PNGs by blob key. The PNGs are checked
+        like any image, since they are served to browsers."""
+        records, pictures = [], {}
+        for number, sample in enumerate(samples, 1):
+            sample_id = f"sample-{number}"
+            data = decode_base64_image(sample["png_b64"], f"{sample_id}.png_b64")
+            picture = check_image(data, f"sample frame {number}", self._max_pixels)
+            if picture.format != "PNG":
+                raise InvalidInput(f"sample frame {number}: the pose checker sent {picture.format}, not PNG")
+            pictures[pose_sample_key(tenant_id, dataset_id, sample_id)] = data
+            records.append(
+                {
+                    "id": sample_id,
+                    "video": str(sample["video"]),
+                    "frame": int(sample["frame"]),
+                    "width": picture.width,
+                    "height": picture.height,
+                    "instances": list(sample["instances"]),
+                }
+            )
+        return records, pictures
 
     def add_images(self, tenant_id: str, dataset_id: str, images: list[dict[str, object]]) -> Dataset:
         dataset = self._store.get_dataset(tenant_id, dataset_id)
@@ -380,6 +458,88 @@ class DatasetService:
 
     def page(self, tenant_id: str, limit: int, cursor: str | None) -> Page:
         return self._store.list_datasets(tenant_id, limit, cursor)
+
+    # --- browsing: a dataset's pictures -----------------------------------------------------
+
+    def image_page(
+        self, tenant_id: str, dataset_id: str, label: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        """A page of the dataset's pictures as {id, label, split, width, height}: a
+        classification image with its class; a detection image with its boxes (`label` filters
+        the images with a box of that class); a pose dataset's sample frames with their
+        instances' points (a dataset made before samples were kept has none)."""
+        dataset = self.get(tenant_id, dataset_id)
+        if dataset.task is Task.CLASSIFICATION:
+            records = [
+                {"id": i.id, "label": i.label, "split": i.split, "width": i.width, "height": i.height}
+                for i in self._store.list_images(tenant_id, dataset_id)
+                if label is None or i.label == label
+            ]
+        elif dataset.task is Task.DETECTION:
+            records = [
+                record
+                for _, record in self._detection_images(dataset)
+                if label is None or any(box["label"] == label for box in record["boxes"])
+            ]
+        else:
+            if label is not None:
+                raise InvalidInput("label: a pose dataset's frames have no class to filter by")
+            records = [
+                {"label": None, "split": None, **sample} for sample in dataset.details.get("samples", [])
+            ]
+        return _page_after(records, limit, cursor)
+
+    def _detection_images(self, dataset: Dataset) -> list[tuple[str, dict[str, Any]]]:
+        """(stored file, record) of each image in annotations.json; `source` is the image's
+        path as uploaded, the name its owner knows it by."""
+        prefix = dataset_files_prefix(dataset.tenant_id, dataset.id)
+        document = json.loads(self._blobs.get_bytes(prefix + dataset.details["annotations"]))
+        classes = document["classes"]
+        return [
+            (
+                image["file"],
+                {
+                    "id": PurePosixPath(image["file"]).stem,
+                    "label": None,
+                    "split": image["split"],
+                    "width": image["width"],
+                    "height": image["height"],
+                    "source": image["source"],
+                    "boxes": [
+                        {
+                            "label": classes[box["class"]],
+                            "box": [box["x_min"], box["y_min"], box["x_max"], box["y_max"]],
+                        }
+                        for box in image["boxes"]
+                    ],
+                },
+            )
+            for image in document["images"]
+        ]
+
+    def image_content(self, tenant_id: str, dataset_id: str, image_id: str) -> ImageContent:
+        """Where the bytes of one picture of image_page are."""
+        dataset = self.get(tenant_id, dataset_id)
+        if dataset.task is Task.CLASSIFICATION:
+            image = next(
+                (i for i in self._store.list_images(tenant_id, dataset_id) if i.id == image_id), None
+            )
+            key = image.blob_key if image else None
+        elif dataset.task is Task.DETECTION:
+            file = next(
+                (f for f, record in self._detection_images(dataset) if record["id"] == image_id), None
+            )
+            key = dataset_files_prefix(tenant_id, dataset_id) + file if file else None
+        else:
+            samples = {sample["id"] for sample in dataset.details.get("samples", [])}
+            key = pose_sample_key(tenant_id, dataset_id, image_id) if image_id in samples else None
+        if key is None:
+            raise NotFound(f"dataset {dataset_id} has no image {image_id}")
+        media_type = IMAGE_MEDIA_TYPES.get(PurePosixPath(key).suffix.lower(), "application/octet-stream")
+        url = self._blobs.presigned_get_url(key, self._presign_seconds)
+        if url is not None:
+            return ImageContent(media_type, url=url)
+        return ImageContent(media_type, path=self._blobs.local_path(key))
 
     def delete(self, tenant_id: str, dataset_id: str) -> None:
         if not self._store.delete_dataset(tenant_id, dataset_id):
