@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 
 from ..errors import BadRequest, InvalidInput, PayloadTooLarge
 from ..services.images import decode_base64_image
+from ..services.model_versions import versions_of
 from ..services.models import EXPORT_MEDIA_TYPES, PREDICT_OPTIONS
 from .deps import (
     UPLOAD_FLOW_HINT,
@@ -22,6 +23,7 @@ from .deps import (
     reject_unknown_fields,
 )
 from .errors import ERROR_RESPONSES
+from .seeds.seed000 import MODELS as SEED000_MODELS
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=ERROR_RESPONSES)
 
@@ -35,6 +37,35 @@ def list_models(services: ServicesDep, tenant: TenantDep, page: PaginationDep) -
 @router.get("/{model_id}")
 def get_model(model_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     return services.models.public(services.models.get(tenant, model_id))
+
+
+@router.get(
+    "/{model_id}/versions",
+    summary="The model's versions, oldest first: those of the seed 000 model it belongs to"
+    " (each feed adds one), else its fine-tuning lineage (initial_model_id)",
+)
+def list_versions(
+    model_id: str, services: ServicesDep, tenant: TenantDep, page: PaginationDep
+) -> dict[str, Any]:
+    model = services.models.get(tenant, model_id)
+    versions = versions_of(services.store, tenant, model, SEED000_MODELS)
+    if page.cursor is not None and not (page.cursor.isascii() and page.cursor.isdigit()):
+        raise InvalidInput("cursor: pass the next_cursor of the previous page")
+    start = int(page.cursor or 0)
+    end = start + page.limit
+    items = []
+    for number, version_id in enumerate(versions[start:end], start + 1):
+        version = services.store.get_model(tenant, version_id)
+        if version is not None:  # a version deleted on its own leaves its number unused
+            items.append(
+                {
+                    "version": number,
+                    **version.model_dump(
+                        mode="json", include={"id", "name", "status", "job_id", "metrics", "created_at"}
+                    ),
+                }
+            )
+    return {"items": items, "next_cursor": str(end) if end < len(versions) else None}
 
 
 @router.delete("/{model_id}", status_code=204)

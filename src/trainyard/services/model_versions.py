@@ -6,6 +6,7 @@
 - `VersionedModels`: a model that keeps every version. Its number points at the latest
   Trainyard model; the alias's data lists every version, oldest first. A version is an
   ordinary model record, so it stays readable and answers predictions until deleted.
+- `versions_of`: the versions a model belongs among, for any client (GET /v1/models/<id>/versions).
 - `ModelFeeder`: incremental training. New images (and stored images, by id) go into the
   model's dataset, and a training job fine-tunes the current version's weights
   (`initial_model_id`) into a new version.
@@ -136,6 +137,23 @@ class VersionedModels:
 
     def delete(self, number: int) -> None:
         self._store.delete_alias(self._tenant, self._namespace, str(number))
+
+
+def versions_of(store: JobStore, tenant_id: str, model: Model, namespace: str) -> list[str]:
+    """The model ids of `model`'s versions, oldest first: those of the numbered model of
+    `namespace` it is a version of (later versions included), else its lineage, followed back
+    through `initial_model_id` (what a fine-tuning job records) to the first model."""
+    for alias in store.list_aliases(tenant_id, namespace):
+        versions = [str(v) for v in alias.data.get("versions", [])]
+        if model.id in versions:
+            return versions
+    lineage = [model.id]
+    earlier = model.params.get("initial_model_id")
+    while isinstance(earlier, str) and earlier not in lineage:
+        lineage.insert(0, earlier)
+        found = store.get_model(tenant_id, earlier)
+        earlier = found.params.get("initial_model_id") if found is not None else None
+    return lineage
 
 
 @dataclass(frozen=True)
