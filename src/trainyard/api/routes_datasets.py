@@ -52,6 +52,7 @@ UPLOAD_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["name", "upload_id"],
+                    "additionalProperties": False,
                     "properties": {
                         "name": {"type": "string", "maxLength": 200},
                         "upload_id": {"type": "string", "description": "from POST /v1/uploads"},

@@ -46,6 +46,7 @@ CREATE_JOB_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["type", "model_id", "video"],
+                    "additionalProperties": False,
                     "properties": {
                         "type": {"type": "string", "enum": ["infer"]},
                         "task": {"type": "string", "enum": ["pose"]},

@@ -50,8 +50,9 @@ CREATE_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["filename", "size_bytes"],
+                    "additionalProperties": False,
                     "properties": {
-                        "filename": {"type": "string", "maxLength": 255},
+                        "filename": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "\\S"},
                         "size_bytes": {"type": "integer", "minimum": 1},
                         "purpose": {"type": "string", "enum": ["dataset", "video"]},
                     },
@@ -85,6 +86,8 @@ async def create_upload(
     )
     if not isinstance(filename, str):
         raise InvalidInput("filename: a string is required")
+    if isinstance(size_bytes, float) and size_bytes.is_integer():
+        size_bytes = int(size_bytes)  # JSON has one number type: 1024.0 is the integer 1024
     if not isinstance(size_bytes, int) or isinstance(size_bytes, bool):
         raise InvalidInput("size_bytes: an integer is required")
     if not isinstance(purpose, str):

@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..domain import WebhookDelivery, WebhookEndpoint
 from .deps import ServicesDep, TenantDep
+from .errors import ERROR_RESPONSES
 from .idempotency import CoreIdempotent
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], responses=ERROR_RESPONSES)
 
 
 class EndpointRequest(BaseModel):

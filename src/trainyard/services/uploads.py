@@ -145,8 +145,9 @@ class UploadService:
         reused to store more than was asked for."""
         if purpose not in PURPOSES:
             raise InvalidInput(f"purpose: must be one of {', '.join(PURPOSES)}")
-        filename = filename.strip()
-        if not filename or len(filename) > MAX_FILENAME_LENGTH:
+        # measured as sent: trimming first would let a name of 300 characters and trailing
+        # spaces through, which the API's own schema refuses
+        if len(filename) > MAX_FILENAME_LENGTH or not (filename := filename.strip()):
             raise InvalidInput(f"filename: must be 1 to {MAX_FILENAME_LENGTH} characters")
         if size_bytes < 1:
             raise InvalidInput("size_bytes: must be at least 1")

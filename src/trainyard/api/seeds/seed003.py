@@ -12,16 +12,17 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Path as PathParameter
+from fastapi import Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ...errors import BadRequest, InvalidInput, PayloadTooLarge
-from ...services.tags import ERROR_CODES, seed_error
+from ...services.tags import ERROR_CODES, NAME, SAMPLE_TYPES, seed_error
 from ..deps import ServicesDep
 from ..idempotency import SeedIdempotent
 from .common import SeedTenantDep, seed_router
@@ -46,6 +47,34 @@ def render_error(status: int, code: str, message: str) -> JSONResponse:
 
 
 router = seed_router(render_error)
+
+# Declared for the OpenAPI only: the service checks both itself, to answer in the seed's codes
+# (invalid_tag, invalid_sample_type) rather than FastAPI's validation error.
+Tag = Annotated[str, PathParameter(json_schema_extra={"pattern": NAME.pattern})]
+SampleType = Annotated[str, PathParameter(json_schema_extra={"enum": list(SAMPLE_TYPES)})]
+
+# The routes that need the tenant's embedder wait for it to be built (TRAINYARD_TAGS_EMBEDDER_WAIT_SECONDS),
+# then answer 503 base_model_not_ready, as docs/seeds/003.md says.
+NEEDS_EMBEDDER: dict[int | str, dict[str, Any]] = {
+    503: {**router.responses["4XX"], "description": "base_model_not_ready: retry shortly"}
+}
+
+# The upload routes read their multipart body themselves (to cap it while reading); this is
+# the body they take.
+DATA_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {"data": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
 
 
 def ok(**fields: Any) -> dict[str, Any]:
@@ -81,13 +110,13 @@ async def read_data_bytes(request: Request, limit: int) -> bytes:
     return payload
 
 
-@router.post("/custom/add")
+@router.post("/custom/add", openapi_extra=DATA_BODY)
 async def add_image(
     request: Request,
     tenant: SeedTenantDep,
     services: ServicesDep,
     call: SeedIdempotent,
-    image_id: str | None = None,
+    image_id: Annotated[str | None, Query(json_schema_extra={"pattern": NAME.pattern})] = None,
 ) -> Any:
     """Add an image (multipart `data`); `image_id` is generated when not given."""
     if call.replayed is not None:
@@ -99,14 +128,14 @@ async def add_image(
 
 @router.get("/custom/assign/{image_id}/{sample_type}/{tag}")
 def assign_image(
-    image_id: str, sample_type: str, tag: str, tenant: SeedTenantDep, services: ServicesDep
+    image_id: str, sample_type: SampleType, tag: Tag, tenant: SeedTenantDep, services: ServicesDep
 ) -> dict[str, Any]:
     counts = services.tags.assign(tenant, image_id, sample_type, tag)
     return ok(image_id=image_id, type=sample_type, **counts)
 
 
-@router.get("/custom/train/{tag}")
-def train_tag(tag: str, tenant: SeedTenantDep, services: ServicesDep, call: SeedIdempotent) -> Any:
+@router.get("/custom/train/{tag}", responses=NEEDS_EMBEDDER)
+def train_tag(tag: Tag, tenant: SeedTenantDep, services: ServicesDep, call: SeedIdempotent) -> Any:
     if call.replayed is not None:
         return call.replayed
     return call.remember(ok(task_id=services.tags.train(tenant, tag)))
@@ -118,26 +147,26 @@ def task_status(task_id: str, tenant: SeedTenantDep, services: ServicesDep) -> d
 
 
 @router.get("/custom/delete/{tag}")
-def delete_tag(tag: str, tenant: SeedTenantDep, services: ServicesDep) -> dict[str, Any]:
+def delete_tag(tag: Tag, tenant: SeedTenantDep, services: ServicesDep) -> dict[str, Any]:
     services.tags.delete_tag(tenant, tag)
     return ok(tag=tag)
 
 
-@router.post("/predict/custom/{tag}")
+@router.post("/predict/custom/{tag}", responses=NEEDS_EMBEDDER, openapi_extra=DATA_BODY)
 async def predict_one_tag(
-    tag: str, request: Request, tenant: SeedTenantDep, services: ServicesDep
+    tag: Tag, request: Request, tenant: SeedTenantDep, services: ServicesDep
 ) -> dict[str, Any]:
     data = await read_data_bytes(request, services.settings.inline_limit)
     return ok(custom=await run_in_threadpool(services.tags.predict_upload, tenant, data, tag))
 
 
-@router.post("/predict/custom")
+@router.post("/predict/custom", responses=NEEDS_EMBEDDER, openapi_extra=DATA_BODY)
 async def predict_all_tags(request: Request, tenant: SeedTenantDep, services: ServicesDep) -> dict[str, Any]:
     data = await read_data_bytes(request, services.settings.inline_limit)
     return ok(custom=await run_in_threadpool(services.tags.predict_upload, tenant, data, None))
 
 
-@router.post("/predict")
+@router.post("/predict", responses=NEEDS_EMBEDDER, openapi_extra=DATA_BODY)
 async def predict_all(request: Request, tenant: SeedTenantDep, services: ServicesDep) -> dict[str, Any]:
     """Every custom tag, and the base model's labels (or why there are none)."""
     data = await read_data_bytes(request, services.settings.inline_limit)
@@ -146,19 +175,19 @@ async def predict_all(request: Request, tenant: SeedTenantDep, services: Service
     return ok(custom=custom, base=base)
 
 
-@router.get("/custom/predict/{image_id}")
+@router.get("/custom/predict/{image_id}", responses=NEEDS_EMBEDDER)
 def predict_added_image(image_id: str, tenant: SeedTenantDep, services: ServicesDep) -> dict[str, Any]:
     return ok(custom=services.tags.predict_added(tenant, image_id, None))
 
 
-@router.get("/custom/predict/{tag}/{image_id}")
+@router.get("/custom/predict/{tag}/{image_id}", responses=NEEDS_EMBEDDER)
 def predict_added_image_one_tag(
-    tag: str, image_id: str, tenant: SeedTenantDep, services: ServicesDep
+    tag: Tag, image_id: str, tenant: SeedTenantDep, services: ServicesDep
 ) -> dict[str, Any]:
     return ok(custom=services.tags.predict_added(tenant, image_id, tag))
 
 
-@router.post("/set_state")
+@router.post("/set_state", responses=NEEDS_EMBEDDER, openapi_extra=DATA_BODY)
 async def set_state(request: Request, tenant: SeedTenantDep, services: ServicesDep) -> dict[str, Any]:
     """Replace the images and tags with a state tar's (multipart `data`, as /get_state gives)."""
     limit = services.tags.max_state_bytes
@@ -180,7 +209,11 @@ async def set_state(request: Request, tenant: SeedTenantDep, services: ServicesD
     return ok(**summary)
 
 
-@router.get("/get_state")
+@router.get(
+    "/get_state",
+    response_class=FileResponse,
+    responses={200: {"description": "The state tar", "content": {"application/x-tar": {}}}},
+)
 def get_state(tenant: SeedTenantDep, services: ServicesDep) -> FileResponse:
     """The images, assignments and tag models as a tar that /set_state takes back."""
     services.settings.tmp_root.mkdir(parents=True, exist_ok=True)

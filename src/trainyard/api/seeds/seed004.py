@@ -13,6 +13,7 @@ Each route answers failures in the form its page shows: /predict in its `predict
 from __future__ import annotations
 
 import html
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -49,11 +50,62 @@ training_router = seed_router(render_html_error)
 chat_router = seed_router(render_text_error)
 
 
+# The routes read their bodies and the question themselves (to cap sizes and answer in each
+# page's form); these declarations say what they take.
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {"image": {"type": "string", "description": CANVAS_HELP}},
+                }
+            }
+        },
+    }
+}
+TRAINING_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file1", "file2", "epoch"],
+                    "properties": {
+                        "file1": {"type": "string", "format": "binary", "description": "the training CSV"},
+                        "file2": {"type": "string", "format": "binary", "description": "the test CSV"},
+                        "epoch": {"type": "integer", "minimum": 1, "maximum": 500},
+                    },
+                }
+            }
+        },
+    }
+}
+CHAT_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The reply", "content": {"text/plain": {"schema": {"type": "string"}}}},
+    502: {"description": "The chat API failed", "content": {"text/plain": {"schema": {"type": "string"}}}},
+    503: {
+        "description": "No chat API is configured",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    },
+}
+QUESTION_PARAMETER = {
+    "parameters": [
+        {"name": "question", "in": "query", "required": True, "schema": {"type": "string"}},
+    ]
+}
+
+
 def _digits(services: ServicesDep) -> DigitService:
     return DigitService(services.store, services.datasets, services.jobs, services.models)
 
 
-@router.post("/predict", summary="The digit drawn on a canvas: JSON {image: <base64 PNG>}")
+@router.post(
+    "/predict", summary="The digit drawn on a canvas: JSON {image: <base64 PNG>}", openapi_extra=PREDICT_BODY
+)
 async def predict(request: Request, services: ServicesDep, tenant: SeedTenantDep) -> JSONResponse:
     body = await read_json_body(request, services.settings.inline_limit)
     if "image" not in body:
@@ -108,7 +160,11 @@ def _training_page(outcome: DigitTraining) -> HTMLResponse:
 
 
 @training_router.post(
-    "/training", summary="Train the digit model: file1 (train CSV), file2 (test CSV), epoch"
+    "/training",
+    summary="Train the digit model: file1 (train CSV), file2 (test CSV), epoch",
+    response_class=HTMLResponse,
+    responses={202: {"description": "Still training: where to follow it", "content": {"text/html": {}}}},
+    openapi_extra=TRAINING_BODY,
 )
 async def training(
     request: Request, services: ServicesDep, tenant: SeedTenantDep, call: SeedIdempotent
@@ -131,7 +187,13 @@ async def training(
     return call.remember(_training_page(outcome))  # a failed training's page is not kept
 
 
-@chat_router.get("/model", summary="Ask the assistant: the chat API's reply as text")
+@chat_router.get(
+    "/model",
+    summary="Ask the assistant: the chat API's reply as text",
+    response_class=PlainTextResponse,
+    responses=CHAT_ANSWERS,
+    openapi_extra=QUESTION_PARAMETER,
+)
 async def model(request: Request, services: ServicesDep, tenant: SeedTenantDep) -> Response:
     question = request.query_params.get("question")
     if question is None:
