@@ -186,3 +186,11 @@ def download_response(location: ExportLocation, media_type: str) -> FileResponse
         return RedirectResponse(location.url, status_code=307)
     assert location.path is not None
     return FileResponse(location.path, media_type=media_type, filename=location.filename)
+
+
+def declared_body(content: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads its body itself (to cap its size while reading,
+    or to answer in a seed's own form): the required body it takes, as {media type: schema}."""
+    return {
+        "requestBody": {"required": True, "content": {kind: {"schema": s} for kind, s in content.items()}}
+    }

@@ -16,6 +16,7 @@ from .deps import (
     ServicesDep,
     TenantDep,
     check_declared_size,
+    declared_body,
     multipart_form,
     page_body,
     parse_task,
@@ -44,44 +45,37 @@ def public_dataset(dataset: Dataset) -> dict[str, Any]:
     return view
 
 
-UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["name", "upload_id"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "name": {"type": "string", "maxLength": 200},
-                        "upload_id": {"type": "string", "description": "from POST /v1/uploads"},
-                        "task": {"type": "string", "enum": ["classification", "detection", "pose"]},
-                    },
-                }
+UPLOAD_BODY = declared_body(
+    {
+        "application/json": {
+            "type": "object",
+            "required": ["name", "upload_id"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "maxLength": 200},
+                "upload_id": {"type": "string", "description": "from POST /v1/uploads"},
+                "task": {"type": "string", "enum": ["classification", "detection", "pose"]},
             },
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["name", "file"],
-                    "properties": {
-                        "name": {"type": "string", "maxLength": 200},
-                        "task": {"type": "string", "enum": ["classification", "detection", "pose"]},
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "classification: a .zip or .tar.gz of <class>/<image> or"
-                            " train|val/<class>/<image>. detection: a .zip/.tar.gz/.tar/.7z of"
-                            " images with COCO JSON or YOLO txt labels. pose: a .pkg.slp, or a"
-                            " .zip/.7z/.tar.gz holding a .slp and its videos, or (repeated `file`"
-                            " fields) a .slp and its videos",
-                        },
-                    },
-                }
+        },
+        "multipart/form-data": {
+            "type": "object",
+            "required": ["name", "file"],
+            "properties": {
+                "name": {"type": "string", "maxLength": 200},
+                "task": {"type": "string", "enum": ["classification", "detection", "pose"]},
+                "file": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "classification: a .zip or .tar.gz of <class>/<image> or"
+                    " train|val/<class>/<image>. detection: a .zip/.tar.gz/.tar/.7z of"
+                    " images with COCO JSON or YOLO txt labels. pose: a .pkg.slp, or a"
+                    " .zip/.7z/.tar.gz holding a .slp and its videos, or (repeated `file`"
+                    " fields) a .slp and its videos",
+                },
             },
         },
     }
-}
+)
 
 
 # The form is read by hand rather than declared with Form()/UploadFile parameters, so that

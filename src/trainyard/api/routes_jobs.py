@@ -17,6 +17,7 @@ from .deps import (
     ServicesDep,
     TenantDep,
     check_declared_size,
+    declared_body,
     download_response,
     multipart_form,
     page_body,
@@ -35,31 +36,24 @@ JOB_REQUEST: TypeAdapter[AnyJobRequest] = TypeAdapter(JobRequest)
 FORM_FIELDS = ("type", "task", "model_id", "params", "webhook_url")
 MAX_JOB_JSON_BYTES = 256 * 1024
 
-CREATE_JOB_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": JOB_REQUEST.json_schema(ref_template="#/components/schemas/{model}")
-            },
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["type", "model_id", "video"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "type": {"type": "string", "enum": ["infer"]},
-                        "task": {"type": "string", "enum": ["pose"]},
-                        "model_id": {"type": "string"},
-                        "params": {"type": "string", "description": "a JSON object (PoseInferParams)"},
-                        "webhook_url": {"type": "string"},
-                        "video": {"type": "string", "format": "binary"},
-                    },
-                }
+CREATE_JOB_BODY = declared_body(
+    {
+        "application/json": JOB_REQUEST.json_schema(ref_template="#/components/schemas/{model}"),
+        "multipart/form-data": {
+            "type": "object",
+            "required": ["type", "model_id", "video"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"type": "string", "enum": ["infer"]},
+                "task": {"type": "string", "enum": ["pose"]},
+                "model_id": {"type": "string"},
+                "params": {"type": "string", "description": "a JSON object (PoseInferParams)"},
+                "webhook_url": {"type": "string"},
+                "video": {"type": "string", "format": "binary"},
             },
         },
     }
-}
+)
 
 
 def parse_job_request(body: dict[str, Any]) -> AnyJobRequest:

@@ -19,6 +19,7 @@ from .deps import (
     ServicesDep,
     TenantDep,
     check_declared_size,
+    declared_body,
     parse_task,
     read_json_body,
     reject_unknown_fields,
@@ -42,25 +43,20 @@ def get_uploads(request: Request) -> UploadService:
 UploadsDep = Annotated[UploadService, Depends(get_uploads)]
 
 
-CREATE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["filename", "size_bytes"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "filename": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "\\S"},
-                        "size_bytes": {"type": "integer", "minimum": 1},
-                        "purpose": {"type": "string", "enum": ["dataset", "video"]},
-                    },
-                }
-            }
-        },
+CREATE_BODY = declared_body(
+    {
+        "application/json": {
+            "type": "object",
+            "required": ["filename", "size_bytes"],
+            "additionalProperties": False,
+            "properties": {
+                "filename": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "\\S"},
+                "size_bytes": {"type": "integer", "minimum": 1},
+                "purpose": {"type": "string", "enum": ["dataset", "video"]},
+            },
+        }
     }
-}
+)
 
 
 @router.post(
@@ -101,12 +97,7 @@ async def create_upload(
 @router.put(
     "/{upload_id}",
     summary="Send an upload's bytes as the raw body (local backend; on AWS use the presigned POST)",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-        }
-    },
+    openapi_extra=declared_body({"application/octet-stream": {"type": "string", "format": "binary"}}),
 )
 async def send_upload_bytes(
     upload_id: str, request: Request, services: ServicesDep, uploads: UploadsDep, tenant: TenantDep

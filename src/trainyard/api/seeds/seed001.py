@@ -46,7 +46,7 @@ from ...params import PoseParams
 from ...services.archives import SEVEN_ZIP_MAGIC
 from ...services.jobs import PoseInferJobRequest, PoseTrainJobRequest, VideoInput, results_prefix
 from ...services.models import RESULT_MEDIA_TYPES
-from ..deps import ServicesDep, download_response, read_json_body, remove_quietly
+from ..deps import ServicesDep, declared_body, download_response, read_json_body, remove_quietly
 from ..errors import describe_validation_error
 from ..idempotency import SeedIdempotent
 from .common import SeedTenantDep, seed_router
@@ -178,7 +178,7 @@ def _json_body_doc(model: type[BaseModel]) -> dict[str, Any]:
             return [inline(value) for value in node]
         return node
 
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}
+    return declared_body({"application/json": inline(schema)})
 
 
 def _parse(model: type[RequestT], body: dict[str, Any]) -> RequestT:

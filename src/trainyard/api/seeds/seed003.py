@@ -23,7 +23,7 @@ from starlette.datastructures import UploadFile
 
 from ...errors import BadRequest, InvalidInput, PayloadTooLarge
 from ...services.tags import ERROR_CODES, NAME, SAMPLE_TYPES, seed_error
-from ..deps import ServicesDep
+from ..deps import ServicesDep, declared_body
 from ..idempotency import SeedIdempotent
 from .common import SeedTenantDep, seed_router
 
@@ -61,20 +61,15 @@ NEEDS_EMBEDDER: dict[int | str, dict[str, Any]] = {
 
 # The upload routes read their multipart body themselves (to cap it while reading); this is
 # the body they take.
-DATA_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["data"],
-                    "properties": {"data": {"type": "string", "format": "binary"}},
-                }
-            }
-        },
+DATA_BODY = declared_body(
+    {
+        "multipart/form-data": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {"data": {"type": "string", "format": "binary"}},
+        }
     }
-}
+)
 
 
 def ok(**fields: Any) -> dict[str, Any]:

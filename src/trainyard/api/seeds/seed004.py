@@ -24,7 +24,7 @@ from ...domain import JobStatus
 from ...errors import InvalidInput, PayloadTooLarge
 from ...services.assistant import ChatUpstreamError, ask_chat
 from ...services.digits import DigitService, DigitTraining
-from ..deps import ServicesDep, multipart_form, read_json_body
+from ..deps import ServicesDep, declared_body, multipart_form, read_json_body
 from ..idempotency import SeedIdempotent
 from .common import SeedTenantDep, seed_router
 
@@ -52,38 +52,28 @@ chat_router = seed_router(render_text_error)
 
 # The routes read their bodies and the question themselves (to cap sizes and answer in each
 # page's form); these declarations say what they take.
-PREDICT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {"image": {"type": "string", "description": CANVAS_HELP}},
-                }
-            }
-        },
+PREDICT_BODY = declared_body(
+    {
+        "application/json": {
+            "type": "object",
+            "required": ["image"],
+            "properties": {"image": {"type": "string", "description": CANVAS_HELP}},
+        }
     }
-}
-TRAINING_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file1", "file2", "epoch"],
-                    "properties": {
-                        "file1": {"type": "string", "format": "binary", "description": "the training CSV"},
-                        "file2": {"type": "string", "format": "binary", "description": "the test CSV"},
-                        "epoch": {"type": "integer", "minimum": 1, "maximum": 500},
-                    },
-                }
-            }
-        },
+)
+TRAINING_BODY = declared_body(
+    {
+        "multipart/form-data": {
+            "type": "object",
+            "required": ["file1", "file2", "epoch"],
+            "properties": {
+                "file1": {"type": "string", "format": "binary", "description": "the training CSV"},
+                "file2": {"type": "string", "format": "binary", "description": "the test CSV"},
+                "epoch": {"type": "integer", "minimum": 1, "maximum": 500},
+            },
+        }
     }
-}
+)
 CHAT_ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"description": "The reply", "content": {"text/plain": {"schema": {"type": "string"}}}},
     502: {"description": "The chat API failed", "content": {"text/plain": {"schema": {"type": "string"}}}},
