@@ -177,6 +177,31 @@ export function formatNumber(value, digits = 4) {
   return typeof value === 'number' ? Number(value.toFixed(digits)).toString() : '—';
 }
 
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// A drop zone with a file input in it (the keyboard's way in). `onFiles(files)` gets what was
+// dropped or chosen (the first file only unless `multiple`); `extra` elements go inside.
+export function dropZone({ id, prompt, label, accept = '', multiple = false, onFiles, extra = [] }) {
+  const input = h('input', { id, type: 'file', accept, multiple, onchange: () => {
+    if (input.files.length) onFiles([...input.files]);
+    input.value = '';  // choosing the same file again is a new choice
+  } });
+  const zone = h('div', { class: 'dropzone' }, h('p', {}, prompt), h('label', { for: id }, label), input, ...extra);
+  const over = (event) => { event.preventDefault(); zone.classList.add('dragover'); };
+  zone.addEventListener('dragenter', over);
+  zone.addEventListener('dragover', over);
+  zone.addEventListener('dragleave', () => zone.classList.remove('dragover'));
+  zone.addEventListener('drop', (event) => {
+    event.preventDefault();
+    zone.classList.remove('dragover');
+    const files = [...(event.dataTransfer?.files ?? [])];
+    if (files.length) onFiles(multiple ? files : files.slice(0, 1));
+  });
+  return zone;
+}
+
 // Top-k labels with a bar each: [{label, score}] → <ul class="score-bars">.
 export function scoreBars(items) {
   return h('ul', { class: 'score-bars', 'aria-label': t('common.scores') },

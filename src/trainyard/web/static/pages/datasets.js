@@ -3,7 +3,9 @@
 // file they are about) and the list (pages of the API's cursor, delete after a confirmation).
 // #/datasets/:id: the facts (task, classes, counts per class and split) and the pictures, a page
 // at a time, filtered by class: detection boxes and pose skeletons are drawn over them.
-import { ApiError, addMessages, alertBox, api, apiKey, clearApiKey, formatDate, h, register, showError, t } from '../core.js';
+import {
+  ApiError, addMessages, alertBox, api, apiKey, clearApiKey, dropZone, formatDate, h, register, showError, t,
+} from '../core.js';
 import { annotatedCanvas, loadImage } from '../draw.js';
 
 // Files above this size go through the upload flow (POST /v1/uploads, the bytes to the URL it
@@ -208,7 +210,6 @@ function uploadForm(life, onCreated) {
     TASKS.map((task) => h('option', { value: task }, t(`task.${task}`))));
   const taskHint = h('p', { class: 'hint', id: 'dataset-task-hint' }, t('datasets.hint.classification'));
   taskSelect.addEventListener('change', () => { taskHint.textContent = t(`datasets.hint.${taskSelect.value}`); });
-  const fileInput = h('input', { id: 'dataset-files', type: 'file', multiple: true, accept: '.zip,.tar,.gz,.tgz,.7z,.slp,.mp4,.avi,.mov,.mkv,.h5' });
   const selected = h('p', { class: 'hint', 'aria-live': 'polite' });
   const rows = h('ul', { class: 'upload-list', 'aria-label': t('datasets.upload') });
   const formStatus = h('div', { 'aria-live': 'polite' });
@@ -218,18 +219,8 @@ function uploadForm(life, onCreated) {
     chosen = [...files];
     selected.textContent = chosen.map((file) => `${file.name} (${formatBytes(file.size)})`).join(', ');
   };
-  fileInput.addEventListener('change', () => choose(fileInput.files));
-  const zone = h('div', { class: 'dropzone' },
-    h('p', { 'aria-hidden': 'true' }, t('datasets.drop')),
-    h('label', { for: 'dataset-files' }, t('datasets.choose')), fileInput, selected);
-  zone.addEventListener('dragenter', (event) => { event.preventDefault(); zone.classList.add('dragover'); });
-  zone.addEventListener('dragover', (event) => { event.preventDefault(); zone.classList.add('dragover'); });
-  zone.addEventListener('dragleave', () => zone.classList.remove('dragover'));
-  zone.addEventListener('drop', (event) => {
-    event.preventDefault();
-    zone.classList.remove('dragover');
-    choose(event.dataTransfer.files);
-  });
+  const zone = dropZone({ id: 'dataset-files', prompt: t('datasets.drop'), label: t('datasets.choose'),
+    accept: '.zip,.tar,.gz,.tgz,.7z,.slp,.mp4,.avi,.mov,.mkv,.h5', multiple: true, onFiles: choose, extra: [selected] });
 
   const form = h('form', { class: 'panel', 'aria-labelledby': 'upload-title', onsubmit: async (event) => {
     event.preventDefault();
@@ -258,7 +249,6 @@ function uploadForm(life, onCreated) {
     }
     submit.disabled = false;
     chosen = [];
-    fileInput.value = '';
     selected.textContent = '';
     if (created.length === 1 && uploads.length === 1) location.hash = `#/datasets/${encodeURIComponent(created[0].id)}`;
     else if (created.length) onCreated();

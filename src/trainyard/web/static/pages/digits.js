@@ -8,7 +8,7 @@
 //   <p class="pending" data-job-id> when it stopped waiting for the job (on AWS after 20 s);
 //   then the page follows the job on /v1/jobs/<id> and shows its accuracy when it ends.
 // The seed was French: its labels are here in French too.
-import { addMessages, alertBox, api, badge, formatDuration, h, register, showError, t } from '../core.js';
+import { addMessages, alertBox, api, badge, formatDuration, h, register, showError, sleep, t } from '../core.js';
 
 const SEED = '/seeds/004';
 const SIDE = 280;  // the canvas's pixels; the route makes it MNIST's 28x28
@@ -66,10 +66,6 @@ document.head.append(h('style', {}, `
 
 function percent(value) {
   return `${(value * 100).toFixed(2)} %`;
-}
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function readAsDataURL(file) {

@@ -7,7 +7,7 @@
 // Pose models have no single-image route: an image is sent as a one-frame video to the same
 // inference job a video goes to, and its keypoints are drawn from the job's predictions.json.
 import {
-  addMessages, alertBox, api, badge, formatDate, formatNumber, h, register, scoreBars, showError, t,
+  addMessages, alertBox, api, badge, dropZone, formatDate, formatNumber, h, register, scoreBars, showError, sleep, t,
 } from '../core.js';
 import { annotatedCanvas, loadImage } from '../draw.js';
 
@@ -147,10 +147,6 @@ register('#/models', async (main, _params, life) => {
 }, { title: 'models.title' });
 
 // ---- a model ----
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 function facts(entries) {
   return h('dl', { class: 'facts' }, entries.flatMap(([name, value]) => [h('dt', {}, name), h('dd', {}, value)]));
@@ -296,22 +292,6 @@ function deletePanel(model) {
 
 // ---- try it ----
 
-// A drop zone with a file input beside it (the keyboard's way in); `onFile(file)` gets the file.
-function dropZone(id, labelKey, accept, onFile) {
-  const input = h('input', { id, type: 'file', accept, onchange: () => input.files[0] && onFile(input.files[0]) });
-  const zone = h('div', { class: 'dropzone' },
-    h('p', {}, t('try.drop')), h('label', { for: id }, t(labelKey)), input);
-  zone.addEventListener('dragover', (event) => { event.preventDefault(); zone.classList.add('dragover'); });
-  zone.addEventListener('dragleave', () => zone.classList.remove('dragover'));
-  zone.addEventListener('drop', (event) => {
-    event.preventDefault();
-    zone.classList.remove('dragover');
-    const file = event.dataTransfer?.files?.[0];
-    if (file) onFile(file);
-  });
-  return zone;
-}
-
 function tryPanel(model, life) {
   const section = h('section', { class: 'panel model-try', 'aria-labelledby': 'model-try' }, h('h2', { id: 'model-try' }, t('try.title')));
   if (model.status !== 'ready' || model.task === 'embedder') {
@@ -346,7 +326,10 @@ function tryPanel(model, life) {
     }
   };
   if (model.task === 'pose') section.append(h('p', { class: 'hint' }, t('try.poseImage')));
-  section.append(...controls, dropZone('try-image', 'try.image', 'image/*', run), status, result);
+  const zone = dropZone({
+    id: 'try-image', prompt: t('try.drop'), label: t('try.image'), accept: 'image/*', onFiles: ([file]) => run(file),
+  });
+  section.append(...controls, zone, status, result);
   if (model.task === 'pose') section.append(videoPanel(model, life));
   return section;
 }

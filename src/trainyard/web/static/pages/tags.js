@@ -5,7 +5,7 @@
 // The seed has no route that lists images or tags, so this page lists what was added and
 // trained during this visit (kept in this module while the tab is open); the images stay on
 // the server, and a tag trained before is still scored on new images.
-import { addMessages, alertBox, api, badge, h, register, scoreBars, showError, t } from '../core.js';
+import { addMessages, alertBox, api, badge, dropZone, h, register, scoreBars, showError, sleep, t } from '../core.js';
 
 const SEED = '/seeds/003';
 const POLL_MS = 1000;
@@ -79,32 +79,18 @@ function percent(value) {
   return `${(value * 100).toFixed(1)} %`;
 }
 
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 function multipart(file) {
   const form = new FormData();
   form.append('data', file, file.name);
   return form;
 }
 
-// A drop zone with a file input in it (the keyboard's way in); `onFiles(files)` gets them.
-function dropZone(id, promptKey, labelKey, multiple, onFiles) {
-  const input = h('input', { id, type: 'file', accept: 'image/*', multiple, onchange: () => {
-    if (input.files.length) onFiles([...input.files]);
-    input.value = '';
-  } });
-  const zone = h('div', { class: 'dropzone' }, h('p', {}, t(promptKey)), h('label', { for: id }, t(labelKey)), input);
-  zone.addEventListener('dragover', (event) => { event.preventDefault(); zone.classList.add('dragover'); });
-  zone.addEventListener('dragleave', () => zone.classList.remove('dragover'));
-  zone.addEventListener('drop', (event) => {
-    event.preventDefault();
-    zone.classList.remove('dragover');
-    const files = [...(event.dataTransfer?.files ?? [])].filter((file) => file.type.startsWith('image/'));
-    if (files.length) onFiles(multiple ? files : files.slice(0, 1));
-  });
-  return zone;
+// Dropped files that are not pictures are left out (the file input only offers pictures).
+function pictures(onFiles) {
+  return (files) => {
+    const images = files.filter((file) => file.type.startsWith('image/'));
+    if (images.length) onFiles(images);
+  };
 }
 
 register('#/tags', (main, _params, life) => {
@@ -269,14 +255,19 @@ register('#/tags', (main, _params, life) => {
   main.append(h('div', { class: 'tags-page' },
     h('h1', {}, t('tags.title')),
     h('p', { class: 'hint' }, t('tags.intro')),
-    section('tags-add', 'tags.add', dropZone('tag-images', 'tags.drop', 'tags.images', true, addFiles), addStatus),
+    section('tags-add', 'tags.add', dropZone({
+      id: 'tag-images', prompt: t('tags.drop'), label: t('tags.images'), accept: 'image/*', multiple: true,
+      onFiles: pictures(addFiles),
+    }), addStatus),
     section('tags-mark', 'tags.mark',
       h('div', { class: 'field' }, h('label', { for: 'tag-name' }, t('tags.tag')), tagInput,
         h('p', { class: 'hint', id: 'tag-hint' }, t('tags.tagHint'))),
       markStatus, gallery),
     section('tags-train', 'tags.train', h('p', { class: 'hint' }, t('tags.trainHint')),
       h('div', { class: 'row' }, trainButton), trainStatus, trainedTable),
-    section('tags-score', 'tags.score', dropZone('score-image', 'tags.scoreDrop', 'tags.scoreImage', false, score), scoreStatus)));
+    section('tags-score', 'tags.score', dropZone({
+      id: 'score-image', prompt: t('tags.scoreDrop'), label: t('tags.scoreImage'), accept: 'image/*', onFiles: pictures(score),
+    }), scoreStatus)));
   drawGallery();
   drawCounts();
   drawTrained();
