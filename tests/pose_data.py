@@ -67,3 +67,11 @@ def write_labels(
     out.mkdir(parents=True, exist_ok=True)
     run_in_pose_venv("-c", script)
     return out / "labels.slp"
+
+
+def pose_upload(folder: Path, video: str = "video.mp4") -> list[tuple[str, tuple[str, bytes]]]:
+    """The `files` of a POST /v1/datasets (task pose) sending the folder's labels.slp and video."""
+    return [
+        ("file", ("labels.slp", (folder / "labels.slp").read_bytes())),
+        ("file", (video, (folder / video).read_bytes())),
+    ]

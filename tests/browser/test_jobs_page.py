@@ -19,7 +19,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.conftest import Shot
 from tests.helpers import webhook_receiver
 from tests.local_stack import LocalStack
-from tests.pose_data import synthetic_pose_data
+from tests.pose_data import pose_upload, synthetic_pose_data
 from tests.synthetic import class_folder_zip
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
@@ -219,10 +219,7 @@ def pose_model(api: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> d
     created = api.post(
         "/v1/datasets",
         data={"name": "animal", "task": "pose"},
-        files=[
-            ("file", ("labels.slp", (animal / "labels.slp").read_bytes())),
-            ("file", ("video.mp4", (animal / "video.mp4").read_bytes())),
-        ],
+        files=pose_upload(animal),
     )
     assert created.status_code == 201, created.text
     params = {"epochs": 1, "batch_size": 4, "validation_fraction": 0.2, "seed": 0}

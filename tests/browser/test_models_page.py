@@ -27,7 +27,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Shot, sign_in
 from tests.local_stack import LocalStack
-from tests.pose_data import run_in_pose_venv, synthetic_pose_data
+from tests.pose_data import pose_upload, run_in_pose_venv, synthetic_pose_data
 from tests.synthetic import labelled_images, shape_image, zip_bytes
 from tests.synthetic_detection import coco_archive, detection_samples
 
@@ -108,9 +108,8 @@ def submitted(api: httpx.Client, animal: Path) -> dict[str, Any]:
     frames = api.post(
         "/v1/datasets",
         data={"name": "console animal", "task": "pose"},
-        files=[("file", ("labels.slp", (animal / "labels.slp").read_bytes())),
-               ("file", ("video.mp4", (animal / "video.mp4").read_bytes()))],
-    )  # fmt: skip
+        files=pose_upload(animal),
+    )
     assert frames.status_code == 201, frames.text
     pose = api.post("/v1/jobs", json={"type": "train", "task": "pose", "dataset_id": frames.json()["id"],
                                       "model_name": "console-animal", "params": POSE})  # fmt: skip

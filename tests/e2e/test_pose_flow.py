@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import wait_for_job
-from tests.pose_data import synthetic_pose_data
+from tests.pose_data import pose_upload, synthetic_pose_data
 
 EPOCHS = 12
 TRAIN_PARAMS = {
@@ -49,10 +49,7 @@ def trained(api: httpx.Client, animal: Path) -> dict[str, Any]:
     created = api.post(
         "/v1/datasets",
         data={"name": "animal", "task": "pose"},
-        files=[
-            ("file", ("labels.slp", (animal / "labels.slp").read_bytes())),
-            ("file", ("video.mp4", (animal / "video.mp4").read_bytes())),
-        ],
+        files=pose_upload(animal),
     )
     assert created.status_code == 201, created.text
     dataset = created.json()
