@@ -36,6 +36,7 @@ SAMPLES_BY_HANDLER = {
         "apigw_http_list_jobs_unauthorized.json",
         "apigw_http_get_job.json",
         "apigw_http_create_job.json",
+        "apigw_http_console.json",
     },
     "authorizer": {"authorizer_request_valid.json", "authorizer_request_invalid.json"},
     "job_events": {
@@ -382,3 +383,15 @@ def test_the_api_samples_through_the_lambda_handler(api: ModuleType, services: S
     created = api.handler(sample("apigw_http_create_job.json"), CONTEXT)
     assert created["statusCode"] == 404, created["body"]
     assert services.store.list_unfinished_jobs() == [services.store.get_job_any_tenant(job.id)]
+
+
+def test_the_api_function_serves_the_web_console_to_a_browser_without_a_key(api: ModuleType) -> None:
+    page = api.handler(sample("apigw_http_console.json"), CONTEXT)
+    assert page["statusCode"] == 200
+    assert page["headers"]["content-type"].startswith("text/html")
+    assert "<title>Trainyard</title>" in page["body"]
+    script = sample("apigw_http_console.json")
+    script["rawPath"] = script["requestContext"]["http"]["path"] = "/console/app.js"
+    served = api.handler(script, CONTEXT)
+    assert served["statusCode"] == 200 and "javascript" in served["headers"]["content-type"]
+    assert "import" in served["body"]

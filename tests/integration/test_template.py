@@ -110,7 +110,7 @@ def test_function_settings_are_the_ones_settings_reads(resources: dict[str, Any]
             assert f"TRAINYARD_{required}" in variables
 
 
-def test_the_http_api_authorizes_every_route_but_health(resources: dict[str, Any]) -> None:
+def test_the_http_api_authorizes_every_route_but_health_and_the_console_pages(resources: dict[str, Any]) -> None:
     body = resources["HttpApi"]["Properties"]["Body"]
     authorizer = body["components"]["securitySchemes"]["ApiKeyAuthorizer"]["x-amazon-apigateway-authorizer"]
     assert authorizer["identitySource"] == ["$request.header.Authorization"]
@@ -120,6 +120,9 @@ def test_the_http_api_authorizes_every_route_but_health(resources: dict[str, Any
         {"ApiKeyAuthorizer": []}
     ]
     assert body["paths"]["/v1/health"]["get"]["security"] == [{"NONE": []}]
+    # the web console's files and seed 004's pages load before anyone signs in
+    for page in ("/console", "/console/{proxy+}", "/", "/entrainer-le-modele", "/assistance", "/seeds/004/"):
+        assert body["paths"][page]["get"]["security"] == [{"NONE": []}], page
     permission = resources["HttpApiApiKeyAuthorizerAuthorizerPermission"]["Properties"]
     assert permission["FunctionName"] == {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]}
 
