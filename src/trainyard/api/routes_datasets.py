@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 
 from ..domain import Dataset, Task
 from ..errors import InvalidInput
-from ..services.datasets import IMAGE_MEDIA_TYPES
+from ..services.datasets import IMAGE_MEDIA_TYPES, MAX_IMAGES_PER_APPEND, MAX_LABEL_LENGTH, SPLITS
 from .deps import (
     PaginationDep,
     ServicesDep,
@@ -27,6 +27,7 @@ from .deps import (
 )
 from .errors import ERROR_RESPONSES
 from .idempotency import CoreIdempotent
+from .routes_models import BASE64_IMAGE
 from .routes_uploads import dataset_from_upload_request
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
@@ -189,7 +190,44 @@ def get_dataset_image_content(
     return FileResponse(content.path, media_type=content.media_type)
 
 
-@router.post("/{dataset_id}/images", summary="Append base64 images: {images: [{image_b64, label, split?}]}")
+# An entry's other fields are ignored, as the service reads only these three.
+ADD_IMAGES_BODY = declared_body(
+    {
+        "application/json": {
+            "type": "object",
+            "required": ["images"],
+            "additionalProperties": False,
+            "properties": {
+                "images": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_IMAGES_PER_APPEND,
+                    "items": {
+                        "type": "object",
+                        "required": ["image_b64", "label"],
+                        "properties": {
+                            "image_b64": BASE64_IMAGE,
+                            "label": {
+                                "type": "string",
+                                "maxLength": MAX_LABEL_LENGTH,
+                                "pattern": "\\S",
+                                "description": "the class; a new one is added to the dataset's classes",
+                            },
+                            "split": {"enum": [*SPLITS, None]},
+                        },
+                    },
+                }
+            },
+        }
+    }
+)
+
+
+@router.post(
+    "/{dataset_id}/images",
+    summary="Append base64 images: {images: [{image_b64, label, split?}]}",
+    openapi_extra=ADD_IMAGES_BODY,
+)
 async def add_images(
     dataset_id: str,
     request: Request,

@@ -8,15 +8,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse
 
 from ..errors import BadRequest, InvalidInput, PayloadTooLarge
-from ..services.images import decode_base64_image
+from ..services.detection import MAX_DETECTIONS_LIMIT
+from ..services.images import ALLOWED_FORMATS, DATA_URL_PREFIX, decode_base64_image
 from ..services.model_versions import versions_of
-from ..services.models import EXPORT_MEDIA_TYPES, PREDICT_OPTIONS
+from ..services.models import EXPORT_MEDIA_TYPES, MAX_TOP_K, PREDICT_OPTIONS
 from .deps import (
     UPLOAD_FLOW_HINT,
     PaginationDep,
     ServicesDep,
     TenantDep,
     check_declared_size,
+    declared_body,
     download_response,
     multipart_form,
     read_json_body,
@@ -91,10 +93,47 @@ def _options(given: Mapping[str, Any], query: Mapping[str, str]) -> dict[str, ob
     return {name: value for name, value in options.items() if value is not None and value != ""}
 
 
+# What decode_base64_image decodes: strict base64 (padded), after an optional data URL prefix.
+BASE64_IMAGE = {
+    "type": "string",
+    "minLength": 1,
+    "pattern": f"^(?:{DATA_URL_PREFIX.pattern.removeprefix('^')})?"
+    "(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+    "description": f"an image file ({', '.join(ALLOWED_FORMATS)}) in base64, optionally as a data URL",
+}
+# The options as services/models.py bounds them; which apply is the model's task's choice.
+PREDICT_OPTION_SCHEMAS: dict[str, dict[str, Any]] = {
+    "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "description": "classifiers"},
+    "score_threshold": {"type": "number", "minimum": 0, "maximum": 1, "description": "detectors"},
+    "max_detections": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_DETECTIONS_LIMIT,
+        "description": "detectors",
+    },
+}
+PREDICT_BODY = declared_body(
+    {
+        "multipart/form-data": {
+            "type": "object",
+            "required": ["file"],
+            "properties": {"file": {"type": "string", "format": "binary"}, **PREDICT_OPTION_SCHEMAS},
+        },
+        "application/json": {
+            "type": "object",
+            "required": ["image_b64"],
+            "additionalProperties": False,
+            "properties": {"image_b64": BASE64_IMAGE, **PREDICT_OPTION_SCHEMAS},
+        },
+    }
+)
+
+
 @router.post(
     "/{model_id}/predict",
     summary="Predict one image: multipart `file` or JSON {image_b64}; a classifier takes `top_k`,"
     " a detector `score_threshold` and `max_detections`",
+    openapi_extra=PREDICT_BODY,
 )
 async def predict(
     model_id: str, request: Request, services: ServicesDep, tenant: TenantDep
