@@ -489,6 +489,8 @@ def test_defaults_are_the_documented_ones(
         ({"folder": None}, 422, "folder"),
         ({"zipped": None}, 422, "zipped"),
         ({"zipped": "perhaps"}, 422, "zipped"),
+        ({"zipped": 0}, 422, "zipped"),  # strict: the schema says boolean (fuzzing found 0 taken)
+        ({"epochs": "10"}, 422, "epochs"),
         ({"aws_access_key_id": None}, 422, "aws_access_key_id"),
         ({"storage_type": "azure"}, 422, "azure_connection_string"),
         ({"webhook_url": "ftp://example.com/hook"}, 422, "webhook_url"),

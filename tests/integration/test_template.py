@@ -110,7 +110,9 @@ def test_function_settings_are_the_ones_settings_reads(resources: dict[str, Any]
             assert f"TRAINYARD_{required}" in variables
 
 
-def test_the_http_api_authorizes_every_route_but_health_and_the_console_pages(resources: dict[str, Any]) -> None:
+def test_the_http_api_authorizes_every_route_but_health_and_the_console_pages(
+    resources: dict[str, Any],
+) -> None:
     body = resources["HttpApi"]["Properties"]["Body"]
     authorizer = body["components"]["securitySchemes"]["ApiKeyAuthorizer"]["x-amazon-apigateway-authorizer"]
     assert authorizer["identitySource"] == ["$request.header.Authorization"]
