@@ -45,13 +45,16 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+# "package", not "session": Playwright's sync API runs an event loop on the main thread while
+# it is open, and the suite's other tests call asyncio.run(), which refuses to run inside one.
+# So the browser, its stack and Playwright end when the browser tests do.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser_context(
     playwright: Playwright, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[BrowserContext]:
@@ -67,14 +70,14 @@ def browser_context(
     context.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fake_chat() -> Iterator[ChatServer]:
     """The OpenAI-compatible chat API the console stack's assistant talks to."""
     with chat_server() as server:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def console_stack(tmp_path_factory: pytest.TempPathFactory, fake_chat: ChatServer) -> Iterator[LocalStack]:
     """One local stack (`python -m trainyard serve`) for the browser tests."""
     local = LocalStack(
