@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..domain import Dataset, EpochMetrics, Job
 from ..errors import InvalidInput, NotFound, Unavailable
 from . import outbound
+from .jobs import public_job
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -125,31 +126,9 @@ class AssistantService:
     def job_context(self, tenant_id: str, job: Job) -> dict[str, Any]:
         """What the chat model is told about `job`: its record as the API shows it, its
         epochs (first and last ones of a long run) and a summary of its dataset."""
-        record = job.model_dump(
-            mode="json",
-            include={
-                "id",
-                "type",
-                "task",
-                "status",
-                "error",
-                "params",
-                "epochs",
-                "current_epoch",
-                "loss",
-                "accuracy",
-                "val_loss",
-                "val_accuracy",
-                "val_map_50",
-                "last_epoch_duration_seconds",
-                "progress_done",
-                "progress_total",
-                "progress_unit",
-                "created_at",
-                "started_at",
-                "finished_at",
-            },
-        )
+        # the API's view of the job, less its webhook URL: a URL may carry a token, and this
+        # goes to a third party
+        record = {k: v for k, v in public_job(job).items() if k != "webhook_url"}
         record["epochs_recorded"] = _epoch_summary(self._jobs.metrics(tenant_id, job.id))
         if job.dataset_id is not None:
             record["dataset"] = self._dataset_summary(tenant_id, job.dataset_id)
