@@ -11,10 +11,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 API_KEY = "ty_e2e_" + "k" * 32
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 
 
 def free_port() -> int:
@@ -74,3 +76,18 @@ class LocalStack:
         return httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {key or self.api_key}"}, timeout=60
         )
+
+
+def wait_for_job(
+    api: httpx.Client, job_id: str, until: Any = lambda job: job["status"] in TERMINAL, timeout: float = 400
+) -> dict[str, Any]:
+    """Poll GET /v1/jobs/<id> until `until(job)` (by default: the job has ended) and return the
+    job; fails when the job ends without meeting `until`, or when `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = api.get(f"/v1/jobs/{job_id}").json()
+        if until(job):
+            return job
+        assert job["status"] not in TERMINAL, f"job ended early: {job}"
+        assert time.monotonic() < deadline, f"timed out waiting; job is {job}"
+        time.sleep(0.5)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,10 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Shot
 from tests.helpers import webhook_receiver
-from tests.local_stack import LocalStack
+from tests.local_stack import TERMINAL, LocalStack, wait_for_job
 from tests.pose_data import pose_upload, synthetic_pose_data
 from tests.synthetic import class_folder_zip
 
-TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
 WATCHED_EPOCHS = 8
 # Large images on few of them: an epoch of the smallest CNN then takes a second or two here,
 # slow enough to watch the page follow it, and the whole job still ends in well under a minute.
@@ -52,16 +50,6 @@ def start_job(api: httpx.Client, dataset: dict[str, Any], name: str, **fields: A
     response = api.post("/v1/jobs", json=body)
     assert response.status_code == 202, response.text
     return dict(response.json())
-
-
-def wait_for_job(api: httpx.Client, job_id: str, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = api.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in TERMINAL:
-            return job
-        assert time.monotonic() < deadline, f"timed out waiting; job is {job}"
-        time.sleep(0.5)
 
 
 def job_status(page: Page) -> Any:

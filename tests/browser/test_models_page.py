@@ -26,7 +26,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Shot, sign_in
-from tests.local_stack import LocalStack
+from tests.local_stack import LocalStack, wait_for_job
 from tests.pose_data import pose_upload, run_in_pose_venv, synthetic_pose_data
 from tests.synthetic import labelled_images, shape_image, zip_bytes
 from tests.synthetic_detection import coco_archive, detection_samples
@@ -39,7 +39,6 @@ DETECTOR = {"epochs": 2, "image_size": 64, "batch_size": 8, "learning_rate": 0.0
 POSE = {"model_type": "single_instance", "backbone": "unet", "epochs": 12, "batch_size": 4,
         "learning_rate": 1e-3, "sigma": 2.5, "output_stride": 2, "validation_fraction": 0.2,
         "seed": 0}  # fmt: skip
-TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 TRAINING_TIMEOUT = 900.0
 JOB_TIMEOUT_MS = 300_000  # a pose inference job starts sleap-nn in a fresh process
 
@@ -68,7 +67,7 @@ def wait_for_seed_model(api: httpx.Client, number: int) -> dict[str, Any]:
 
 
 def wait_for_training(api: httpx.Client, job_id: str) -> dict[str, Any]:
-    job = wait_until(lambda: api.get(f"/v1/jobs/{job_id}").json(), lambda j: j["status"] in TERMINAL, job_id)
+    job = wait_for_job(api, job_id, timeout=TRAINING_TIMEOUT)
     assert job["status"] == "SUCCEEDED", job
     return job
 

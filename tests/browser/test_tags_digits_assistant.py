@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import FilePayload, Page, expect
 
 from tests.browser.conftest import Shot, sign_in
 from tests.fake_chat_api import ChatServer, reply_to
-from tests.local_stack import LocalStack
+from tests.local_stack import LocalStack, wait_for_job
 from tests.synthetic import class_folder_zip, shape_image
 from tests.synthetic_digits import digit_rows, digits_csv
 
@@ -56,17 +54,6 @@ def fits_a_phone(page: Page) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 
-def wait_for_job(api: httpx.Client, job_id: str, status: str, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = api.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] == status:
-            return job
-        assert job["status"] not in ("SUCCEEDED", "FAILED", "CANCELLED"), job
-        assert time.monotonic() < deadline, f"timed out waiting for {status}: {job}"
-        time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def failed_job(console_stack: LocalStack) -> dict[str, Any]:
     """A classification job that really fails: it asks for ImageNet weights, none installed."""
@@ -86,7 +73,7 @@ def failed_job(console_stack: LocalStack) -> dict[str, Any]:
         }
         created = api.post("/v1/jobs", json=body)
         assert created.status_code == 202, created.text
-        job = wait_for_job(api, created.json()["id"], "FAILED")
+        job = wait_for_job(api, created.json()["id"], lambda j: j["status"] == "FAILED", timeout=300)
     assert "TRAINYARD_WEIGHTS_DIR" in job["error"]
     return job
 

@@ -3,7 +3,6 @@ files, real training subprocesses, driven over HTTP."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,8 +11,6 @@ import pytest
 
 from tests.local_stack import LocalStack
 from tests.synthetic import class_folder_zip, labelled_images
-
-TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
 
 
 @pytest.fixture(scope="session")
@@ -28,17 +25,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 def api(stack: LocalStack) -> Iterator[httpx.Client]:
     with stack.client() as client:
         yield client
-
-
-def wait_for_job(api: httpx.Client, job_id: str, until: Any, timeout: float = 400) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = api.get(f"/v1/jobs/{job_id}").json()
-        if until(job):
-            return job
-        assert job["status"] not in TERMINAL or until(job), f"job ended early: {job}"
-        assert time.monotonic() < deadline, f"timed out waiting; job is {job}"
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import wait_for_job
+from tests.local_stack import TERMINAL, wait_for_job
 from tests.synthetic_detection import ShapeBox, coco_archive, detection_samples
 
 EPOCHS = 20
@@ -31,7 +31,6 @@ MIN_VAL_MAP_50 = 0.5  # the issue's bar
 DEFAULT_SCORE_THRESHOLD = 0.5  # the manifest's postprocess.score_threshold
 MIN_RECALL, MIN_PRECISION = 0.7, 0.5
 STRICT_THRESHOLD, MIN_STRICT_RECALL, MIN_STRICT_PRECISION = 0.7, 0.6, 0.75
-TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
 @pytest.fixture(scope="module")

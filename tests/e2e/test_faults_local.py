@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import LocalStack, wait_for_job
 from tests.e2e.test_local_stack import post_training_job, wait_until_gone, worker_pid
+from tests.local_stack import LocalStack, wait_for_job
 from trainyard.adapters.local.subprocess_launcher import _pid_alive
 
 pytestmark = pytest.mark.e2e

@@ -19,8 +19,9 @@ import onnxruntime
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import HELD_OUT, LocalStack, wait_for_job
+from tests.e2e.conftest import HELD_OUT
 from tests.helpers import body_json, webhook_receiver
+from tests.local_stack import LocalStack, wait_for_job
 from trainyard.adapters.local.subprocess_launcher import _pid_alive
 from trainyard.services.webhooks import verify
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import wait_for_job
+from tests.local_stack import TERMINAL, wait_for_job
 from tests.pose_data import pose_upload, synthetic_pose_data
 
 EPOCHS = 12
@@ -34,7 +34,6 @@ TRAIN_PARAMS = {
 # 4% of the frame, a third of the animal's head-to-body distance) is on the right body part.
 MAX_PIXEL_ERROR = 4.0
 MIN_GOOD_FRAMES = 0.8  # of the video's frames must have every keypoint within the bound
-TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
 @pytest.fixture(scope="module")

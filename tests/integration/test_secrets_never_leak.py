@@ -25,12 +25,11 @@ import httpx
 import pytest
 
 from tests.helpers import Receiver, webhook_receiver
-from tests.local_stack import LocalStack, free_port
+from tests.local_stack import LocalStack, free_port, wait_for_job
 from tests.synthetic import class_folder_zip
 
 pytestmark = pytest.mark.e2e
 
-TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
 
 # The server, run with the root logger at DEBUG: `serve` itself configures INFO, and
 # basicConfig is a no-op once a handler exists, so this one wins.
@@ -64,16 +63,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     finally:
         stack.stop()
     yield {"stack": stack, "api_key": api_key, "s3_secret": s3_secret, **found}
-
-
-def wait_terminal(api: httpx.Client, job_id: str, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = api.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in TERMINAL:
-            return job
-        assert time.monotonic() < deadline, f"timed out; job is {job}"
-        time.sleep(0.5)
 
 
 def exercise(api: httpx.Client, receiver: Receiver, s3_secret: str) -> dict[str, Any]:
@@ -123,7 +112,7 @@ def exercise(api: httpx.Client, receiver: Receiver, s3_secret: str) -> dict[str,
     assert seed002.status_code < 300, seed002.text
     assert s3_secret not in seed002.text
 
-    job = wait_terminal(api, created.json()["id"])
+    job = wait_for_job(api, created.json()["id"], timeout=300)
     assert job["status"] == "SUCCEEDED", job
     assert receiver.received.wait(30), "the webhook never arrived"
     deadline = time.monotonic() + 120
