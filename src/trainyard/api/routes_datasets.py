@@ -10,7 +10,8 @@ from fastapi.responses import FileResponse, RedirectResponse
 
 from ..domain import Dataset, Task
 from ..errors import InvalidInput
-from ..services.datasets import IMAGE_MEDIA_TYPES, MAX_IMAGES_PER_APPEND, MAX_LABEL_LENGTH, SPLITS
+from ..services.datasets import MAX_IMAGES_PER_APPEND, MAX_LABEL_LENGTH, SPLITS
+from ..services.images import MEDIA_TYPE_BY_SUFFIX
 from .deps import (
     PaginationDep,
     ServicesDep,
@@ -176,7 +177,7 @@ def list_dataset_images(
     " to a presigned S3 URL)",
     response_model=None,
     responses={
-        200: {"content": {media_type: {} for media_type in sorted(set(IMAGE_MEDIA_TYPES.values()))}},
+        200: {"content": {media_type: {} for media_type in sorted(set(MEDIA_TYPE_BY_SUFFIX.values()))}},
         307: {"description": "the picture is at the presigned URL in Location"},
     },
 )

@@ -24,22 +24,13 @@ from ..errors import BadRequest, InvalidInput, NotFound, Unavailable
 from ..ports import BlobStore, JobStore, Page, PoseProbe
 from .archives import ArchiveLimits, detect_archive_kind, extract_archive, is_visible_name
 from .detection_datasets import ANNOTATIONS_FILE, read_detection_dataset
-from .images import CheckedImage, check_image, decode_base64_image
+from .images import MEDIA_TYPE_BY_SUFFIX, CheckedImage, check_image, decode_base64_image
 
 SPLITS = ("train", "val")
 MAX_LABEL_LENGTH = 200
 MAX_IMAGES_PER_APPEND = 1000
 LAYOUT_HELP = "expected <class>/<image> or train/<class>/<image> + val/<class>/<image>"
 POSE_UPLOAD_HELP = "send a .pkg.slp, a .slp with its videos, or a .zip/.7z/.tar.gz holding them"
-# by stored file ending; every stored picture passed check_image, so none is anything else
-IMAGE_MEDIA_TYPES = {
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".bmp": "image/bmp",
-    ".gif": "image/gif",
-    ".webp": "image/webp",
-}
 
 
 def dataset_prefix(tenant_id: str, dataset_id: str) -> str:
@@ -535,7 +526,8 @@ class DatasetService:
             key = pose_sample_key(tenant_id, dataset_id, image_id) if image_id in samples else None
         if key is None:
             raise NotFound(f"dataset {dataset_id} has no image {image_id}")
-        media_type = IMAGE_MEDIA_TYPES.get(PurePosixPath(key).suffix.lower(), "application/octet-stream")
+        # every stored picture passed check_image, so its ending is one of the accepted formats
+        media_type = MEDIA_TYPE_BY_SUFFIX.get(PurePosixPath(key).suffix.lower(), "application/octet-stream")
         url = self._blobs.presigned_get_url(key, self._presign_seconds)
         if url is not None:
             return ImageContent(media_type, url=url)

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from PIL import Image as PILImage
 
 ALLOWED_FORMATS = {"JPEG": "jpg", "PNG": "png", "BMP": "bmp", "GIF": "gif", "WEBP": "webp"}
+# A stored picture's media type by its file ending (each format's type is image/<format>);
+# uploads keep .jpeg as well as .jpg
+MEDIA_TYPE_BY_SUFFIX = {f".{suffix}": f"image/{fmt.lower()}" for fmt, suffix in ALLOWED_FORMATS.items()}
+MEDIA_TYPE_BY_SUFFIX[".jpeg"] = "image/jpeg"
 DATA_URL_PREFIX = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,")
 
 
