@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from trainyard.api.seeds.seed000 import MODELS
 from trainyard.bootstrap import Services
 from trainyard.domain import Job, JobType, Model, ModelStatus, Task
+from trainyard.services.model_versions import SEED000_MODELS as MODELS
 from trainyard.services.model_versions import VersionedModels
 
 

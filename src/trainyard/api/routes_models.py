@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from ..errors import BadRequest, InvalidInput, PayloadTooLarge
 from ..services.detection import MAX_DETECTIONS_LIMIT
 from ..services.images import ALLOWED_FORMATS, DATA_URL_PREFIX, decode_base64_image
-from ..services.model_versions import versions_of
+from ..services.model_versions import SEED000_MODELS, versions_of
 from ..services.models import EXPORT_MEDIA_TYPES, MAX_TOP_K, PREDICT_OPTIONS
 from .deps import (
     UPLOAD_FLOW_HINT,
@@ -25,7 +25,6 @@ from .deps import (
     reject_unknown_fields,
 )
 from .errors import ERROR_RESPONSES
-from .seeds.seed000 import MODELS as SEED000_MODELS
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=ERROR_RESPONSES)
 

@@ -26,6 +26,9 @@ from .datasets import DatasetService
 from .jobs import JobService, TrainJobRequest
 
 REVERSE_SUFFIX = "#of"
+# Where seed 000 keeps its numbered, versioned models (api/seeds/seed000.py); /v1 reads the
+# versions from here too (GET /v1/models/<id>/versions).
+SEED000_MODELS = "000.model"
 
 
 class SeedNumbers:

@@ -29,13 +29,19 @@ from ...errors import Conflict, InvalidInput, NotFound
 from ...params import ClassifierParams
 from ...ports import iter_pages
 from ...services.jobs import TrainJobRequest
-from ...services.model_versions import FedImage, ModelFeeder, SeedNumbers, VersionedModel, VersionedModels
+from ...services.model_versions import (
+    SEED000_MODELS,
+    FedImage,
+    ModelFeeder,
+    SeedNumbers,
+    VersionedModel,
+    VersionedModels,
+)
 from ...services.models import DEFAULT_TOP_K, MAX_TOP_K
 from ..deps import ServicesDep
 from ..idempotency import SeedIdempotent
 from .common import SeedTenantDep, seed_router
 
-MODELS = "000.model"
 DATASETS = "000.dataset"
 IMAGES = "000.image"
 
@@ -261,7 +267,7 @@ def _view(services: Services, tenant: str, versioned: VersionedModel, version: i
 
 @router.get("/models")
 def list_models(services: ServicesDep, tenant: SeedTenantDep) -> list[dict[str, Any]]:
-    models = VersionedModels(services.store, tenant, MODELS).all()
+    models = VersionedModels(services.store, tenant, SEED000_MODELS).all()
     return [_view(services, tenant, m, len(m.versions)) for m in models]
 
 
@@ -274,7 +280,7 @@ def get_model(
         None, ge=1, description="an earlier version (1 is the first); default the latest"
     ),
 ) -> dict[str, Any]:
-    versioned = VersionedModels(services.store, tenant, MODELS).get(model_id)
+    versioned = VersionedModels(services.store, tenant, SEED000_MODELS).get(model_id)
     if version is not None and version > len(versioned.versions):
         raise NotFound(
             f"model {model_id} has {len(versioned.versions)} version(s); version {version} not found"
@@ -295,7 +301,7 @@ def train_model(body: TrainBody, services: ServicesDep, tenant: SeedTenantDep, c
         params=params,
     )
     job = services.jobs.create_job(tenant, request)
-    versioned = VersionedModels(services.store, tenant, MODELS).create(
+    versioned = VersionedModels(services.store, tenant, SEED000_MODELS).create(
         job.model_id, {"num_predictions": num_predictions}
     )
     return call.remember(_view(services, tenant, versioned, 1))
@@ -303,7 +309,7 @@ def train_model(body: TrainBody, services: ServicesDep, tenant: SeedTenantDep, c
 
 @router.delete("/models/{model_id}")
 def delete_model(model_id: int, services: ServicesDep, tenant: SeedTenantDep) -> str:
-    models = VersionedModels(services.store, tenant, MODELS)
+    models = VersionedModels(services.store, tenant, SEED000_MODELS)
     versioned = models.get(model_id)
     records = [m for v in versioned.versions if (m := services.store.get_model(tenant, v)) is not None]
     training = [m.id for m in records if m.status is ModelStatus.TRAINING]
@@ -349,7 +355,7 @@ def feed_model(
 ) -> Any:
     if call.replayed is not None:
         return call.replayed
-    models = VersionedModels(services.store, tenant, MODELS)
+    models = VersionedModels(services.store, tenant, SEED000_MODELS)
     versioned = models.get(model_id)
     base = _base_version(services, tenant, versioned)
     stored_numbers = [entry.id for entry in body.images if entry.id is not None]
